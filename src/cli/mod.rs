@@ -1,0 +1,36 @@
+//! Command line: the Perl-compatible synopsis plus this project's extra subcommands.
+//!
+//! The Perl ldirectord takes `[-d] [--] [configfile] command`, where the words are
+//! positional; clap cannot express that shape next to real subcommands, so the first
+//! non-option word decides: one of [`EXTRA_COMMANDS`] goes to its own clap parser, anything
+//! else goes to the legacy parser in [`legacy`].
+
+pub mod exit;
+pub mod legacy;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+/// Subcommands this project adds; each has a module with `run(args) -> ExitCode`.
+pub const EXTRA_COMMANDS: &[&str] = &[
+    "list",
+    "save",
+    "check",
+    "plan",
+    "dump-config",
+    "realserver",
+    "doctor",
+];
+
+/// Entry point for the binary: `args` is the whole argv, program name included.
+pub fn run(args: Vec<OsString>) -> ExitCode {
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let rest = args.get(1..).unwrap_or_default();
+    match rest.iter().find(|a| !a.starts_with('-')) {
+        Some(word) if EXTRA_COMMANDS.contains(&word.as_str()) => exit::not_implemented(word),
+        _ => legacy::run(rest),
+    }
+}

@@ -1,0 +1,1 @@
+//! The `ldirectord.cf` language: pest grammar → typed model → validation.

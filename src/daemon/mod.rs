@@ -1,0 +1,1 @@
+//! The long-running process: lifecycle, signals, pid file, logging, control socket.

@@ -1,0 +1,1 @@
+//! Health → desired kernel table: per-real state machine, desired table, reconcile.

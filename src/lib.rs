@@ -1,0 +1,13 @@
+//! ldirectord: a Linux Virtual Server (IPVS) director, compatible with the Perl ldirectord.
+//!
+//! Layers, with dependencies running one way:
+//! `config` and `ipvs` depend on nothing else here; `check` neither (it has its own spec
+//! types); `director` joins the three; `daemon` runs the director; `cli` and `ra` sit on top.
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod director;
+pub mod ipvs;
+pub mod ra;

@@ -1,0 +1,1 @@
+//! Cluster resource agents: OCF (Pacemaker) and heartbeat v1 `haresources`.
