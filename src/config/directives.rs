@@ -153,10 +153,7 @@ pub fn suggest(name: &str, in_virtual: bool) -> Option<&'static str> {
             }
     };
     let best = |pool: &mut dyn Iterator<Item = &'static DirectiveInfo>| {
-        pool.map(|d| (distance(&lower, d.name), d.name))
-            .filter(|(dist, cand)| *dist <= (cand.len().max(lower.len()) / 3).max(1))
-            .min_by_key(|(dist, _)| *dist)
-            .map(|(_, n)| n)
+        nearest(&lower, pool.map(|d| d.name))
     };
     best(&mut DIRECTIVES.iter().filter(usable))
         .or_else(|| best(&mut DIRECTIVES.iter().filter(|d| d.rejected.is_none())))
@@ -193,10 +190,17 @@ pub fn distance(a: &str, b: &str) -> usize {
 pub fn nearest<'a>(w: &str, words: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     words
         .into_iter()
-        .map(|c| (distance(w, c), c))
-        .filter(|(dist, c)| *dist <= (c.len().max(w.len()) / 3).max(1))
-        .min_by_key(|(dist, _)| *dist)
-        .map(|(_, c)| c)
+        .map(|c| (distance(w, c), !is_subsequence(w, c), c))
+        .filter(|(dist, _, c)| *dist <= (c.len().max(w.len()) / 3).max(1))
+        .min_by_key(|(dist, not_sub, _)| (*dist, *not_sub))
+        .map(|(_, _, c)| c)
+}
+
+/// Whether `short` can be read in `long` by skipping letters (`htp` in `http`): the better
+/// guess when two candidates are equally close.
+fn is_subsequence(short: &str, long: &str) -> bool {
+    let mut it = long.chars();
+    short.chars().all(|c| it.any(|l| l == c))
 }
 
 #[cfg(test)]

@@ -465,11 +465,8 @@ impl<'s> Reader<'s> {
                     let rest = &v.text[pos..];
                     let len = rest
                         .find(|c: char| c.is_whitespace() || c == ',' || c == '"')
-                        .filter(|&n| n > 0)
-                        .unwrap_or(
-                            rest.len()
-                                .min(rest.chars().next().map_or(1, char::len_utf8)),
-                        );
+                        .unwrap_or(rest.len())
+                        .max(rest.chars().next().map_or(1, char::len_utf8));
                     start + len
                 };
                 let positives = match &e.variant {
