@@ -40,6 +40,7 @@ pub const MAX_REDIRECTS: usize = 7;
 const USER_AGENT_VALUE: &str = "libwww-perl/6.68";
 
 /// One request: where to connect and what to send.
+#[derive(Debug)]
 struct Hop {
     url: Url,
     connect: SocketAddr,

@@ -8,6 +8,7 @@
 mod ber;
 pub mod connect;
 mod dns;
+pub mod engine;
 pub mod external;
 mod ftp;
 pub mod http;
@@ -30,5 +31,6 @@ pub mod sql;
 pub mod tls;
 
 pub use outcome::{Failure, FailureKind, Outcome, Verdict};
+pub use engine::{Engine, Jitter, Report, ScheduledCheck, Scheduler};
 pub use run::{CheckState, run, run_once};
 pub use spec::CheckSpec;
