@@ -189,7 +189,9 @@ impl<T: Clone + Send + Sync + 'static> Scheduler<T> {
     pub fn set(&mut self, checks: Vec<ScheduledCheck<T>>) {
         let mut wanted: HashMap<CheckSpec, (Vec<T>, Duration)> = HashMap::new();
         for c in checks {
-            let entry = wanted.entry(c.spec).or_insert_with(|| (Vec::new(), c.interval));
+            let entry = wanted
+                .entry(c.spec)
+                .or_insert_with(|| (Vec::new(), c.interval));
             entry.0.push(c.tag);
             // Shared checks run as often as the most demanding virtual asks.
             entry.1 = entry.1.min(c.interval);
@@ -304,7 +306,10 @@ mod tests {
         let i = Duration::from_secs(10);
         for _ in 0..1000 {
             let p = j.pause(i);
-            assert!(p >= Duration::from_secs(9) && p <= Duration::from_secs(11), "{p:?}");
+            assert!(
+                p >= Duration::from_secs(9) && p <= Duration::from_secs(11),
+                "{p:?}"
+            );
             assert!(j.first_delay(i) < Duration::from_secs(1));
         }
         assert_eq!(Jitter { fraction: 0.0 }.pause(i), i);
@@ -316,9 +321,21 @@ mod tests {
         let mut s = Scheduler::new(Engine::new(4), Jitter { fraction: 0.0 }, tx);
         let interval = Duration::from_secs(10);
         s.set(vec![
-            ScheduledCheck { spec: on(80), interval, tag: "v1/r1" },
-            ScheduledCheck { spec: on(80), interval: Duration::from_secs(20), tag: "v2/r1" },
-            ScheduledCheck { spec: on(81), interval, tag: "v1/r2" },
+            ScheduledCheck {
+                spec: on(80),
+                interval,
+                tag: "v1/r1",
+            },
+            ScheduledCheck {
+                spec: on(80),
+                interval: Duration::from_secs(20),
+                tag: "v2/r1",
+            },
+            ScheduledCheck {
+                spec: on(81),
+                interval,
+                tag: "v1/r2",
+            },
         ]);
         assert_eq!(s.len(), 2);
         let mut seen = Vec::new();
@@ -337,14 +354,22 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(64);
         let mut s = Scheduler::new(Engine::new(4), Jitter { fraction: 0.0 }, tx);
         let interval = Duration::from_secs(10);
-        s.set(vec![ScheduledCheck { spec: on(80), interval, tag: 1 }]);
+        s.set(vec![ScheduledCheck {
+            spec: on(80),
+            interval,
+            tag: 1,
+        }]);
         let start = tokio::time::Instant::now();
         for n in 0..3u32 {
             let _ = rx.recv().await.unwrap();
             assert_eq!(start.elapsed(), interval * n);
         }
         // Reload with the same spec and a new tag: same schedule, new tag, not "changed".
-        s.set(vec![ScheduledCheck { spec: on(80), interval, tag: 2 }]);
+        s.set(vec![ScheduledCheck {
+            spec: on(80),
+            interval,
+            tag: 2,
+        }]);
         let r = rx.recv().await.unwrap();
         assert_eq!(start.elapsed(), interval * 3);
         assert_eq!(&*r.tags, &[2]);
@@ -359,7 +384,15 @@ mod tests {
     #[tokio::test]
     async fn run_all_keeps_input_order_and_shares_identical_specs() {
         let engine = Engine::new(2);
-        let specs = vec![on(1), on(2), on(1), CheckSpec { kind: CheckKind::Off, ..on(3) }];
+        let specs = vec![
+            on(1),
+            on(2),
+            on(1),
+            CheckSpec {
+                kind: CheckKind::Off,
+                ..on(3)
+            },
+        ];
         let out = engine.run_all(&specs).await;
         assert_eq!(out.len(), 4);
         assert!(out[0].is_up() && out[1].is_up() && out[2].is_up());

@@ -30,7 +30,7 @@ pub mod spec;
 pub mod sql;
 pub mod tls;
 
-pub use outcome::{Failure, FailureKind, Outcome, Verdict};
 pub use engine::{Engine, Jitter, Report, ScheduledCheck, Scheduler};
+pub use outcome::{Failure, FailureKind, Outcome, Verdict};
 pub use run::{CheckState, run, run_once};
 pub use spec::CheckSpec;

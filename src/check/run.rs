@@ -47,46 +47,38 @@ async fn bounded(
     }
 }
 
+/// Each service future is boxed: they differ a lot in size (hyper and rustls state is
+/// large), and an inline enum of all of them would make every check as big as the biggest.
 async fn negotiate(spec: &CheckSpec, service: &Service, deadline: Deadline) -> CheckResult {
     let target = &spec.target;
     let tls = &spec.tls;
     match service {
         Service::None => Ok(()),
-        Service::Http(h) => http::check(h, target, tls, deadline).await,
-        Service::Smtp => smtp::check(target, deadline).await,
+        Service::Http(h) => Box::pin(http::check(h, target, tls, deadline)).await,
+        Service::Smtp => Box::pin(smtp::check(target, deadline)).await,
         Service::Pop {
             tls: secure,
             credentials,
         } => {
-            pop::check(
-                target,
-                secure.then_some(tls),
-                credentials.as_ref(),
-                deadline,
-            )
-            .await
+            let tls = secure.then_some(tls);
+            Box::pin(pop::check(target, tls, credentials.as_ref(), deadline)).await
         }
         Service::Imap {
             tls: secure,
             credentials,
         } => {
-            imap::check(
-                target,
-                secure.then_some(tls),
-                credentials.as_ref(),
-                deadline,
-            )
-            .await
+            let tls = secure.then_some(tls);
+            Box::pin(imap::check(target, tls, credentials.as_ref(), deadline)).await
         }
-        Service::Nntp => nntp::check(target, deadline).await,
-        Service::Ftp(f) => ftp::check(f, target, deadline).await,
-        Service::Ldap(l) => ldap::check(l, target, l.tls.then_some(tls), deadline).await,
-        Service::Dns(d) => dns::check(d, target, deadline).await,
-        Service::Radius(r) => radius::check(r, target, deadline).await,
-        Service::Sip(s) => sip::check(s, target, deadline).await,
-        Service::Mysql(s) => sql::check_mysql(s, target, deadline).await,
-        Service::Pgsql(s) => sql::check_pgsql(s, target, deadline).await,
-        Service::SimpleTcp(s) => simpletcp::check(s, target, deadline).await,
+        Service::Nntp => Box::pin(nntp::check(target, deadline)).await,
+        Service::Ftp(f) => Box::pin(ftp::check(f, target, deadline)).await,
+        Service::Ldap(l) => Box::pin(ldap::check(l, target, l.tls.then_some(tls), deadline)).await,
+        Service::Dns(d) => Box::pin(dns::check(d, target, deadline)).await,
+        Service::Radius(r) => Box::pin(radius::check(r, target, deadline)).await,
+        Service::Sip(s) => Box::pin(sip::check(s, target, deadline)).await,
+        Service::Mysql(s) => Box::pin(sql::check_mysql(s, target, deadline)).await,
+        Service::Pgsql(s) => Box::pin(sql::check_pgsql(s, target, deadline)).await,
+        Service::SimpleTcp(s) => Box::pin(simpletcp::check(s, target, deadline)).await,
     }
 }
 
