@@ -271,7 +271,7 @@ fn log_change(spec: &CheckSpec, outcome: &Outcome) {
     let latency_ms = outcome.latency.as_secs_f64() * 1000.0;
     match &outcome.verdict {
         super::Verdict::Down(f) => tracing::info!(
-            %check, %real, verdict = "down", reason = %f.kind, detail = %f.detail, latency_ms,
+            %check, %real, verdict = "down", reason = f.kind.name(), detail = %f.detail, latency_ms,
             "check verdict changed"
         ),
         v => tracing::info!(

@@ -9,8 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 /// Why a real server was judged down.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "kind", content = "value")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FailureKind {
     /// The connection was refused (RST to the SYN, or ICMP port unreachable for UDP).
     Refused,
@@ -49,6 +48,40 @@ pub enum FailureKind {
     Io,
 }
 
+impl FailureKind {
+    /// A stable machine name: log field and JSON value.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::Refused => "refused",
+            FailureKind::ConnectTimeout => "connect-timeout",
+            FailureKind::Unreachable => "unreachable",
+            FailureKind::Reset => "reset",
+            FailureKind::Closed => "closed",
+            FailureKind::Tls => "tls",
+            FailureKind::Status(_) => "status",
+            FailureKind::Redirect => "redirect",
+            FailureKind::NoMatch => "no-match",
+            FailureKind::Auth => "auth",
+            FailureKind::Protocol => "protocol",
+            FailureKind::TooLarge => "too-large",
+            FailureKind::Deadline => "deadline",
+            FailureKind::Exit(_) => "exit",
+            FailureKind::Exec => "exec",
+            FailureKind::Unsupported => "unsupported",
+            FailureKind::Io => "io",
+        }
+    }
+
+    /// The HTTP status or exit status, for the kinds that have one.
+    pub fn code(self) -> Option<i32> {
+        match self {
+            FailureKind::Status(n) => Some(i32::from(n)),
+            FailureKind::Exit(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for FailureKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -73,8 +106,9 @@ impl fmt::Display for FailureKind {
     }
 }
 
-/// A down verdict: kind plus a human-readable detail.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// A down verdict: kind plus a human-readable detail. In JSON:
+/// `{"kind": "status", "code": 500, "detail": "500 Internal Server Error"}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
     pub kind: FailureKind,
     pub detail: String,
@@ -86,6 +120,19 @@ impl Failure {
             kind,
             detail: detail.into(),
         }
+    }
+}
+
+impl Serialize for Failure {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("kind", self.kind.name())?;
+        if let Some(code) = self.kind.code() {
+            m.serialize_entry("code", &code)?;
+        }
+        m.serialize_entry("detail", &self.detail)?;
+        m.end()
     }
 }
 
