@@ -56,6 +56,9 @@ impl Engine {
 
     /// Runs every check once, concurrently, each distinct spec once; the outcomes come back
     /// in input order.
+    // A spec's compiled regex caches matcher state inside, but equality and hashing use only
+    // the pattern text, which never changes: keys are stable.
+    #[allow(clippy::mutable_key_type)]
     pub async fn run_all(&self, specs: &[CheckSpec]) -> Vec<Outcome> {
         let mut distinct: HashMap<&CheckSpec, usize> = HashMap::new();
         let mut slot_of = Vec::with_capacity(specs.len());
@@ -157,6 +160,7 @@ struct Running<T> {
 
 /// Runs each distinct check on its own interval and sends every result to the director.
 /// Dropping the scheduler stops every check task.
+#[allow(clippy::mutable_key_type)] // see `Engine::run_all`
 pub struct Scheduler<T> {
     engine: Engine,
     jitter: Jitter,
@@ -186,6 +190,7 @@ impl<T: Clone + Send + Sync + 'static> Scheduler<T> {
     /// Replaces the set of checks (start, reload). A check whose spec is unchanged keeps
     /// running on its schedule with its state (combined-check count, last verdict); only
     /// its tags and interval are updated. New specs start, vanished ones stop.
+    #[allow(clippy::mutable_key_type)] // see `Engine::run_all`
     pub fn set(&mut self, checks: Vec<ScheduledCheck<T>>) {
         let mut wanted: HashMap<CheckSpec, (Vec<T>, Duration)> = HashMap::new();
         for c in checks {

@@ -14,19 +14,11 @@ use super::{
 };
 
 /// What a check carries from one run to the next: the combined check's connect count.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckState {
     /// Connects since the last successful negotiate; `None` means "negotiate next" (Perl
     /// stores 999999 for that).
     connects_done: Option<u32>,
-}
-
-impl Default for CheckState {
-    fn default() -> Self {
-        CheckState {
-            connects_done: None,
-        }
-    }
 }
 
 /// A margin for the belt-and-braces outer timeout, so that each check's own (more

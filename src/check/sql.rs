@@ -120,16 +120,12 @@ pub async fn check_pgsql(spec: &SqlSpec, target: &Target, deadline: Deadline) ->
         .step("pgsql query", async {
             tokio::pin!(work);
             tokio::pin!(connection);
-            loop {
-                tokio::select! {
-                    rows = &mut work => return rows,
-                    result = &mut connection => {
-                        if let Err(e) = result {
-                            return Err(pg_failure(e));
-                        }
-                        return Err(Failure::new(FailureKind::Closed, "pgsql: connection closed"));
-                    }
-                }
+            tokio::select! {
+                rows = &mut work => rows,
+                result = &mut connection => match result {
+                    Err(e) => Err(pg_failure(e)),
+                    Ok(()) => Err(Failure::new(FailureKind::Closed, "pgsql: connection closed")),
+                },
             }
         })
         .await?;
