@@ -88,7 +88,7 @@ pub fn io_failure(err: &io::Error, what: &str) -> Failure {
 
 fn connect_failure(err: &io::Error, addr: SocketAddr) -> Failure {
     let mut f = io_failure(err, &format!("connect to {addr}"));
-    if matches!(f.kind, FailureKind::Io | FailureKind::Reset) {
+    if f.kind == FailureKind::Io {
         f.kind = FailureKind::Unreachable;
     }
     f
