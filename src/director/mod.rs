@@ -45,9 +45,10 @@
 //! * [`effects`]/[`alerts`]: mail, `fallbackcommand` (no shell), monitor file; never fatal.
 //! * [`maintenance`]: the maintenance directory, names looked up in the background.
 //! * [`checks`]: the seam to the check engine: [`HealthChecks`] in, [`Observation`] out.
-//! * [`check_spec`]-style mapping of the configuration to checks lives with the checker.
+//! * [`check_spec`]: the pure mapping of the configuration to a check (Perl `ld_setup`).
 
 pub mod alerts;
+pub mod check_spec;
 pub mod checks;
 mod command;
 pub mod desired;
@@ -60,6 +61,7 @@ pub mod state;
 pub mod status;
 
 pub use alerts::{Alerts, Mail, Mailer, SystemMailer};
+pub use check_spec::{CheckSpecError, check_spec, check_specs};
 pub use checks::{ExternalChecks, HealthChecks, Observation, WantedCheck};
 pub use command::Command;
 pub use desired::{FallbackNeed, desired};
