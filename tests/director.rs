@@ -746,3 +746,52 @@ async fn start_fails_cleanly_when_the_table_cannot_be_read() {
     );
     assert!(kernel.journal().is_empty());
 }
+
+/// The default director runs the real check engine: one loopback listener is up, a closed
+/// port is down, and the table follows within a check interval.
+#[tokio::test]
+async fn the_check_engine_drives_the_table() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up_port = listener.local_addr().unwrap().port();
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let down_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    tokio::spawn(async move {
+        loop {
+            if let Ok((socket, _)) = listener.accept().await {
+                drop(socket);
+            }
+        }
+    });
+    let text = format!(
+        "checkinterval=1\ncheckcount=1\nvirtual=10.0.0.100:80\n\treal=127.0.0.1:{up_port} masq\n\treal=127.0.0.1:{down_port} masq\n\tchecktype=connect\n\tchecktimeout=1\n"
+    );
+    let kernel = FakeKernel::new();
+    let (_cmd_tx, cmd_rx) = mpsc::channel(1);
+    let (status_tx, mut status_rx) = watch::channel(Status::new("t"));
+    let director = tokio::spawn(ldirectord::director::run(
+        config(&text),
+        kernel.clone(),
+        cmd_rx,
+        status_tx,
+    ));
+    let settled = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            status_rx.changed().await.unwrap();
+            let s = status_rx.borrow().clone();
+            if s.phase.name() == "running" {
+                return s;
+            }
+        }
+    })
+    .await
+    .expect("both checks answered");
+    let reals = &settled.virtuals[0].reals;
+    assert_eq!(reals[0].health, "up");
+    assert_eq!(reals[1].health, "down");
+    assert_eq!(reals[1].reason.as_ref().unwrap().kind, "refused");
+    let table = kernel.snapshot();
+    assert_eq!(table.services[0].1.len(), 1);
+    assert_eq!(table.services[0].1[0].port, up_port);
+    director.abort();
+}

@@ -6,11 +6,17 @@
 //! shares real ids), and the director applies the result to each.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::check::{self, Engine, Jitter, Outcome, Report, ScheduledCheck, Scheduler};
 use crate::config::{Real, Virtual};
 
+use super::check_spec::check_spec;
 use super::layout::RealId;
-use super::state::Probe;
+use super::state::{Probe, Reason, Verdict};
 
 /// One check result, for every real server that shares the check.
 #[derive(Debug, Clone)]
@@ -51,4 +57,103 @@ pub struct ExternalChecks;
 
 impl HealthChecks for ExternalChecks {
     fn set(&mut self, _wanted: &[WantedCheck<'_>]) {}
+}
+
+/// The check engine (`crate::check`): one scheduled task per distinct check, identical
+/// checks shared, each on its virtual's `checkinterval` with jitter.
+pub struct EngineChecks {
+    engine: Engine,
+    jitter: Jitter,
+    /// Where results go; also used to report checks that cannot be built.
+    observations: mpsc::Sender<Observation>,
+    /// Started inside the runtime, at the first `set`.
+    running: Option<(Scheduler<RealId>, JoinHandle<()>)>,
+}
+
+/// Results in flight between the engine and the director.
+const CHANNEL: usize = 4096;
+
+impl EngineChecks {
+    /// The engine's checker and the receiver the director reads its results from.
+    pub fn new(engine: Engine, jitter: Jitter) -> (EngineChecks, mpsc::Receiver<Observation>) {
+        let (observations, rx) = mpsc::channel(CHANNEL);
+        let checks = EngineChecks {
+            engine,
+            jitter,
+            observations,
+            running: None,
+        };
+        (checks, rx)
+    }
+
+    /// The scheduler, and a task that turns its reports into observations.
+    fn start(&self) -> (Scheduler<RealId>, JoinHandle<()>) {
+        let (reports, mut rx) = mpsc::channel::<Report<RealId>>(CHANNEL);
+        let observations = self.observations.clone();
+        let forwarder = tokio::spawn(async move {
+            while let Some(report) = rx.recv().await {
+                let observation = Observation {
+                    reals: report.tags,
+                    probe: probe(&report.outcome),
+                };
+                if observations.send(observation).await.is_err() {
+                    return; // the director is gone
+                }
+            }
+        });
+        let scheduler = Scheduler::new(self.engine.clone(), self.jitter, reports);
+        (scheduler, forwarder)
+    }
+}
+
+impl HealthChecks for EngineChecks {
+    fn set(&mut self, wanted: &[WantedCheck<'_>]) {
+        let mut checks = Vec::with_capacity(wanted.len());
+        for w in wanted {
+            match check_spec(w.virtual_server, w.real) {
+                Ok(spec) => checks.push(ScheduledCheck {
+                    spec,
+                    interval: w.virtual_server.check.checkinterval,
+                    tag: w.id,
+                }),
+                Err(e) => {
+                    tracing::error!(real = %w.id, error = %e, "cannot check this real server; it counts as down");
+                    let probe = Probe {
+                        verdict: Verdict::Down(Reason::new("unsupported", e.to_string())),
+                        latency: Duration::ZERO,
+                    };
+                    let _ = self.observations.try_send(Observation::one(w.id, probe));
+                }
+            }
+        }
+        let (mut scheduler, forwarder) = self.running.take().unwrap_or_else(|| self.start());
+        scheduler.set(checks);
+        self.running = Some((scheduler, forwarder));
+    }
+}
+
+impl Drop for EngineChecks {
+    fn drop(&mut self) {
+        // Dropping the scheduler stops the check tasks; the forwarder goes with them.
+        if let Some((_, forwarder)) = self.running.take() {
+            forwarder.abort();
+        }
+    }
+}
+
+/// The director's view of a check outcome.
+pub fn probe(outcome: &Outcome) -> Probe {
+    let verdict = match &outcome.verdict {
+        check::Verdict::Up => Verdict::Up,
+        check::Verdict::Skipped => Verdict::Skipped,
+        check::Verdict::Down(failure) => Verdict::Down(Reason {
+            kind: failure.kind.name().to_owned(),
+            code: failure.kind.code(),
+            detail: failure.detail.clone(),
+        }),
+    };
+    Probe {
+        verdict,
+        latency: outcome.latency,
+    }
 }

@@ -62,7 +62,7 @@ pub mod status;
 
 pub use alerts::{Alerts, Mail, Mailer, SystemMailer};
 pub use check_spec::{CheckSpecError, check_spec, check_specs};
-pub use checks::{ExternalChecks, HealthChecks, Observation, WantedCheck};
+pub use checks::{EngineChecks, ExternalChecks, HealthChecks, Observation, WantedCheck};
 pub use command::Command;
 pub use desired::{FallbackNeed, desired};
 pub use effects::{Effects, Launcher, SystemLauncher};

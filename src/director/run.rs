@@ -18,7 +18,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::config::{CheckType, Config};
 use crate::ipvs::{Backend, DestKey, IpvsError, Op, ServiceKey, Table, plan};
 
-use super::checks::{ExternalChecks, HealthChecks, Observation, WantedCheck};
+use super::checks::{EngineChecks, HealthChecks, Observation, WantedCheck};
 use super::command::Command;
 use super::desired::{FallbackNeed, desired};
 use super::effects::{AlertKind, Change, Effects};
@@ -29,6 +29,7 @@ use super::state::{Adopted, Health, Input, RealState, Step, Verdict};
 use super::status::{
     Clock, FallbackStatus, KernelStatus, Phase, RealStatus, Status, VirtualStatus,
 };
+use crate::check::{Engine, Jitter};
 
 /// Runs `config` against `backend` until [`Command::Stop`] (or until `commands` closes),
 /// publishing a [`Status`] after every change. See the module doc of [`super`].
@@ -82,9 +83,11 @@ pub struct Director<B> {
 }
 
 impl<B: Backend> Director<B> {
-    /// A director with no check runner attached (see [`Director::with_checks`]).
+    /// A director whose real servers are checked by the check engine
+    /// ([`EngineChecks`]); [`Director::with_checks`] replaces it.
     pub fn new(config: Config, backend: B) -> Director<B> {
         let layout = Layout::new(&config);
+        let (checks, observations) = EngineChecks::new(Engine::default(), Jitter::default());
         Director {
             backend,
             maintenance: Maintenance::new(config.global.maintenancedir.clone()),
@@ -94,8 +97,8 @@ impl<B: Backend> Director<B> {
             states: Vec::new(),
             retired: Vec::new(),
             fallback_commands: HashMap::new(),
-            checks: Box::new(ExternalChecks),
-            observations: None,
+            checks: Box::new(checks),
+            observations: Some(observations),
             effects: Effects::default(),
             clock: Clock::now(),
             phase: Phase::Starting,
