@@ -795,3 +795,36 @@ async fn the_check_engine_drives_the_table() {
     assert_eq!(table.services[0].1[0].port, up_port);
     director.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn plan_command_previews_a_reload_with_live_health_and_applies_nothing() {
+    let h = Harness::start(TWO_REALS, FakeKernel::new()).await;
+    h.report("10.0.0.2", true).await;
+    h.report("10.0.0.3", false).await;
+    h.kernel.clear_journal();
+    let three = format!("{TWO_REALS}\treal=10.0.0.4:80 gate 2\n")
+        .replace("real=10.0.0.2:80 gate", "real=10.0.0.2:80 gate 3");
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    h.commands
+        .send(Command::Plan {
+            config: Box::new(config(&three)),
+            reply,
+        })
+        .await
+        .unwrap();
+    let ops: Vec<String> = answer
+        .await
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    // The new real waits for its check; the down one stays out; the weight changes.
+    assert_eq!(
+        ops,
+        ["edit real server 10.0.0.2:80 of TCP 10.0.0.100:80 (Route, weight 3)"]
+    );
+    assert!(h.ops().is_empty());
+    assert_eq!(h.status.borrow().generation, 1);
+    h.stop().await;
+}

@@ -25,6 +25,7 @@ use super::effects::{AlertKind, Change, Effects};
 use super::error::DirectorError;
 use super::layout::{Layout, Role};
 use super::maintenance::{Maintenance, ReverseLookup, SystemLookup};
+use super::preview::preview_reload;
 use super::state::{Adopted, Health, Input, RealState, Step, Verdict};
 use super::status::{
     Clock, FallbackStatus, KernelStatus, Phase, RealStatus, Status, VirtualStatus,
@@ -162,6 +163,9 @@ impl<B: Backend> Director<B> {
                         tracing::warn!(error = %error, "reload failed; the running configuration stays in effect");
                         self.reload_error = Some(error);
                     }
+                    Some(Command::Plan { config, reply }) => {
+                        let _ = reply.send(self.preview_reload(&config).await);
+                    }
                     Some(Command::Stop) | None => break,
                 },
                 received = recv_some(&mut observations) => {
@@ -258,6 +262,20 @@ impl<B: Backend> Director<B> {
             virtuals = self.layout.virtuals.len(),
             "configuration reloaded"
         );
+    }
+
+    async fn preview_reload(&mut self, config: &Config) -> Result<Vec<Op>, String> {
+        let layout = Layout::new(config);
+        let actual = self
+            .read_managed_for(&layout)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(preview_reload(
+            config,
+            (&self.layout, &self.states),
+            &self.retired,
+            &actual,
+        ))
     }
 
     async fn stop(&mut self) {
