@@ -18,7 +18,7 @@ use crate::ipvs::{Backend, IpvsError, Op, ServiceKey, Table, plan};
 use super::desired::desired;
 use super::layout::Layout;
 use super::maintenance::Maintenance;
-use super::run::{adopt, read_services};
+use super::run::{adopt, read_services, weights};
 use super::state::{Health, Input, Probe, RealState};
 
 /// Which health the preview assumes for real servers.
@@ -43,7 +43,7 @@ pub fn preview(
 ) -> Vec<Op> {
     let layout = Layout::new(config);
     let now = Instant::now();
-    let mut states = adopt(config, &layout, actual, None, now);
+    let mut states = adopt(config, &layout, &weights(actual), None, now);
     match assume {
         Assume::Kernel => {}
         Assume::Up => {
@@ -109,7 +109,7 @@ pub(crate) fn preview_reload(
         }
     }
     retired.retain(|k| !keep.contains(&k.canonical()));
-    let states = adopt(config, &layout, actual, Some(old), Instant::now());
+    let states = adopt(config, &layout, &weights(actual), Some(old), Instant::now());
     plan(&desired(config, &layout, &states, &retired), actual)
 }
 
