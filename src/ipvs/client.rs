@@ -32,14 +32,20 @@ use super::op::Op;
 /// which the frame parser reports.
 const RECV_BUFFER: usize = 64 * 1024;
 
+/// Receive-buffer space to budget per ACK: the kernel charges a socket an ACK's whole
+/// allocation (about 1 KiB on x86_64); twice that leaves room for anything else queued.
+/// In the VM, 1,024 requests in one `sendmsg` overflowed the default 416 KiB buffer.
+const ACK_COST: usize = 2048;
+
 /// Tunables of an [`IpvsClient`].
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// How long one round trip (one batch, one dump, one lookup) may take.
     pub timeout: Duration,
-    /// Requests per `sendmsg`. Every one gets an ACK of roughly 1 KiB of receive-buffer
-    /// space in the kernel's accounting, so this bounds what must fit in the socket's
-    /// receive buffer before we read it.
+    /// Requests per `sendmsg`. The kernel answers all of them before we read, and each
+    /// ACK costs about 1 KiB of the socket's receive buffer in its accounting; when the
+    /// buffer overflows, ACKs are lost (ENOBUFS). So the client also caps this at one
+    /// request per 2 KiB of the receive buffer it actually got.
     pub max_batch: usize,
     /// Receive buffer to ask for (`SO_RCVBUF`, capped by `net.core.rmem_max`).
     pub recv_buffer: usize,
@@ -61,6 +67,8 @@ pub struct IpvsClient {
     family_id: u16,
     exchange: Exchange,
     options: ClientOptions,
+    /// `options.max_batch`, capped by the receive buffer.
+    batch_limit: usize,
     recv_buf: Vec<u8>,
 }
 
@@ -99,6 +107,7 @@ impl IpvsClient {
         raw.set_cap_ack(true)?;
         // Best effort: a smaller buffer only makes large batches riskier.
         let _ = raw.set_rx_buf_sz(options.recv_buffer);
+        let rcvbuf = raw.get_rx_buf_sz().unwrap_or(0);
         if let Some(port) = peer {
             raw.connect(&SocketAddr::new(port, 0))?;
         }
@@ -106,6 +115,7 @@ impl IpvsClient {
             socket,
             family_id: 0,
             exchange: Exchange::new(first_sequence()),
+            batch_limit: options.max_batch.min(rcvbuf / ACK_COST).max(1),
             options,
             recv_buf: vec![0u8; RECV_BUFFER],
         })
@@ -123,6 +133,11 @@ impl IpvsClient {
 
     pub fn options(&self) -> &ClientOptions {
         &self.options
+    }
+
+    /// How many requests one `sendmsg` carries.
+    pub fn batch_limit(&self) -> usize {
+        self.batch_limit
     }
 
     async fn resolve_family(&mut self) -> Result<u16, IpvsError> {
@@ -325,7 +340,7 @@ impl Backend for IpvsClient {
 
     async fn apply(&mut self, ops: &[Op]) -> Result<OpResults, IpvsError> {
         let mut results = Vec::with_capacity(ops.len());
-        for chunk in ops.chunks(self.options.max_batch.max(1)) {
+        for chunk in ops.chunks(self.batch_limit) {
             let requests = chunk
                 .iter()
                 .map(|op| (Expect::Ack, convert::op_request(op)))
@@ -497,7 +512,7 @@ mod tests {
         })
         .await;
         let mut client = client_for(port, Duration::from_secs(5));
-        client.options.max_batch = 2;
+        client.batch_limit = 2;
         let results = client.apply(&vec![Op::Flush; 5]).await.unwrap();
         assert_eq!(results.len(), 5);
         assert!(results.iter().all(Result::is_ok));
