@@ -41,7 +41,9 @@ pub enum Action {
     Help,
     Version,
     /// `-t [configfile]`.
-    ConfigTest { config: String },
+    ConfigTest {
+        config: String,
+    },
     Lifecycle(Invocation),
 }
 
@@ -324,7 +326,10 @@ mod tests {
 
     #[test]
     fn one_word_is_the_command_with_the_default_config() {
-        assert_eq!(p(&["start"]), Ok(lifecycle("ldirectord.cf", "ldirectord", "start")));
+        assert_eq!(
+            p(&["start"]),
+            Ok(lifecycle("ldirectord.cf", "ldirectord", "start"))
+        );
     }
 
     #[test]

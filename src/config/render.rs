@@ -131,7 +131,13 @@ fn render_virtual(out: &mut String, v: &Virtual, g: &Global) {
     if !v.schedflags.is_empty() {
         line(format!("schedflags = {}", v.schedflags.join(",")));
     }
-    if matches!(v.endpoint, Endpoint::Addr { protocol: Protocol::Udp, .. }) {
+    if matches!(
+        v.endpoint,
+        Endpoint::Addr {
+            protocol: Protocol::Udp,
+            ..
+        }
+    ) {
         line(format!("ops = {}", yn(v.ops)));
     }
     let c = &v.check;
@@ -160,7 +166,10 @@ fn render_virtual(out: &mut String, v: &Virtual, g: &Global) {
     }
     line(format!("checkcommand = \"{}\"", c.checkcommand));
     line(format!("checktimeout = {}", c.checktimeout.as_secs()));
-    line(format!("negotiatetimeout = {}", c.negotiatetimeout.as_secs()));
+    line(format!(
+        "negotiatetimeout = {}",
+        c.negotiatetimeout.as_secs()
+    ));
     // A block's checkinterval only counts with fork=yes (it draws a warning otherwise).
     if g.fork {
         line(format!("checkinterval = {}", c.checkinterval.as_secs()));
