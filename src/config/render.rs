@@ -174,7 +174,8 @@ fn render_virtual(out: &mut String, v: &Virtual, g: &Global) {
     if g.fork {
         line(format!("checkinterval = {}", c.checkinterval.as_secs()));
     }
-    if c.checkcount != 1 {
+    // Deprecated (it draws a warning): written only where it differs from the inherited value.
+    if c.checkcount != g.checkcount {
         line(format!("checkcount = {}", c.checkcount));
     }
     line(format!("failurecount = {}", c.failurecount));
