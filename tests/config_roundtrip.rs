@@ -176,8 +176,22 @@ fn virtual_block(index: usize) -> impl Strategy<Value = String> {
                 ])
                 .prop_map(|v| format!("checktype = {v}")),
                 select(vec![
-                    "dns", "ftp", "http", "https", "imap", "ldap", "mysql", "none", "pop",
-                    "radius", "sip", "simpletcp", "smtp", "submission", "pgsql", "oracle", "nntp"
+                    "dns",
+                    "ftp",
+                    "http",
+                    "https",
+                    "imap",
+                    "ldap",
+                    "mysql",
+                    "none",
+                    "pop",
+                    "radius",
+                    "sip",
+                    "simpletcp",
+                    "smtp",
+                    "submission",
+                    "pgsql",
+                    "nntp"
                 ])
                 .prop_map(|v| format!("service = {v}")),
                 quoted_text().prop_map(|v| format!("request = \"{v}\"")),
@@ -190,11 +204,18 @@ fn virtual_block(index: usize) -> impl Strategy<Value = String> {
                 quoted_text().prop_map(|v| format!("database = \"{v}\"")),
                 quoted_text().prop_map(|v| format!("secret = \"{v}\"")),
                 path().prop_map(|v| format!("checkcommand = {v}")),
+                select(vec!["chain", "full", "none"]).prop_map(|v| format!("tlsverify = {v}")),
+                path().prop_map(|v| format!("tlscafile = \"{v}\"")),
                 select(vec!["rr", "wrr", "lc", "wlc", "sh", "mh"])
                     .prop_map(|v| format!("scheduler = {v}")),
                 (1u32..=2_678_400).prop_map(|v| format!("persistent = {v}")),
-                select(vec!["sh-fallback", "sh-port", "sh-fallback,sh-port", "flag-1"])
-                    .prop_map(|v| format!("schedflags = {v}")),
+                select(vec![
+                    "sh-fallback",
+                    "sh-port",
+                    "sh-fallback,sh-port",
+                    "flag-1"
+                ])
+                .prop_map(|v| format!("schedflags = {v}")),
                 yes_no().prop_map(|v| format!("ops = {v}")),
                 Just("monitorfile = /tmp/monitor.log".to_owned()),
                 free_text().prop_map(|v| format!("servicename = {v}")),

@@ -165,6 +165,12 @@ fn render_virtual(out: &mut String, v: &Virtual, g: &Global) {
         }
     }
     line(format!("checkcommand = \"{}\"", c.checkcommand));
+    if c.tlsverify != TlsVerify::Chain {
+        line(format!("tlsverify = {}", c.tlsverify.as_str()));
+    }
+    if let Some(f) = &c.tlscafile {
+        line(format!("tlscafile = \"{}\"", f.display()));
+    }
     line(format!("checktimeout = {}", c.checktimeout.as_secs()));
     line(format!(
         "negotiatetimeout = {}",
