@@ -265,7 +265,7 @@ fn config_text() -> impl Strategy<Value = String> {
         (Just(globals), blocks).prop_map(|(globals, blocks)| {
             let mut s = globals.join("\n");
             for b in blocks {
-                s.push_str("\n");
+                s.push('\n');
                 s.push_str(&b);
             }
             s.push('\n');
