@@ -22,7 +22,7 @@ use crate::config::{self, Config};
 use crate::director::checks::probe;
 use crate::director::preview::{Assume, preview_start};
 use crate::director::{Probe, Reason, Verdict, check_specs};
-use crate::ipvs::{Backend, Forward, Op};
+use crate::ipvs::{Backend, Forward, IpvsClient, Op};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -230,17 +230,6 @@ async fn plan<B: Backend>(
     Ok(true)
 }
 
-/// The running kernel's table.
-///
-/// The generic-netlink client is being written on its own branch; until it is on main
-/// the command reports that it cannot read the kernel (the planning itself is complete
-/// and tested against the in-memory kernel).
-fn kernel() -> anyhow::Result<crate::ipvs::FakeKernel> {
-    anyhow::bail!(
-        "reading the kernel's IPVS table needs the netlink client, which this build does not have yet"
-    )
-}
-
 /// `args` is the command line after the program name; the word `plan` is in it.
 pub fn run(args: &[String]) -> ExitCode {
     let mut argv = vec!["ldirectord plan".to_string()];
@@ -277,7 +266,13 @@ pub fn run(args: &[String]) -> ExitCode {
             .enable_all()
             .build()
             .context("starting the runtime")?;
-        let mut backend = kernel()?;
+        let mut backend = runtime
+            .block_on(IpvsClient::connect())
+            .map_err(|e| match e.hint() {
+                Some(hint) => anyhow::anyhow!("{e} ({hint})"),
+                None => anyhow::anyhow!("{e}"),
+            })
+            .context("connecting to the kernel's IPVS")?;
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         runtime.block_on(plan(

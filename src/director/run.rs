@@ -468,10 +468,9 @@ impl<B: Backend> Director<B> {
                 "the IPVS table was changed behind ldirectord's back; repairing"
             );
         }
-        let purge = if trigger == Trigger::Timer {
-            "drift"
-        } else {
-            "start"
+        let purge = match trigger {
+            Trigger::Start | Trigger::Reload => "start",
+            Trigger::Health | Trigger::Timer => "drift",
         };
         self.apply(&ops, &actual, trigger, purge).await;
         match self.read_managed().await {
@@ -651,11 +650,13 @@ impl<B: Backend> Director<B> {
             tracing::info!("virtual" = %vid, real = %dest, reason = reason.as_deref(), "{text}");
         }
         if let Some(vi) = vi {
+            // Perl mails a re-added quiesced server as plain "Quiescent …".
+            let subject = text.strip_prefix("Readd ").unwrap_or(&text);
             let change = Change {
                 virtual_server: &self.config.virtuals[vi],
                 vname: &vname,
                 real: dest,
-                text: &text,
+                text: subject,
                 kind: alert,
             };
             self.effects.alert(&change, self.phase);
