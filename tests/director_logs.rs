@@ -74,6 +74,7 @@ virtual=10.0.0.100:81\n\treal=10.0.0.2:81 gate 3\n\tchecktype=connect\n\tquiesce
     k.del_dest(&svc(80), &dest_key("10.0.0.2", 80))
         .await
         .unwrap();
+    k.add_dest(&svc(80), &dest("10.0.0.9", 1)).await.unwrap();
     tokio::time::sleep(Duration::from_secs(10)).await;
     h.stop().await;
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
@@ -88,6 +89,7 @@ virtual=10.0.0.100:81\n\treal=10.0.0.2:81 gate 3\n\tchecktype=connect\n\tquiesce
         "Quiescent real server: 10.0.0.2:81 (10.0.0.100:81) (Weight set to 0)",
         "real server 10.0.0.2:81 (tcp:10.0.0.100:81) is down: status: 500 Internal Server Error",
         "repairing a change made behind ldirectord's back",
+        "Purged real server (drift): 10.0.0.9:80 (10.0.0.100:80)",
         "Purged real server (stop): 10.0.0.2:80 (10.0.0.100:80)",
         "Purged virtual server (stop): 10.0.0.100:80",
         "virtual=tcp:10.0.0.100:80",
