@@ -86,7 +86,8 @@ pub struct Director<B> {
     /// Ops that failed at the last apply, with how many times in a row: a failure is
     /// logged as an error the first time and every [`REPEAT_LOG_EVERY`] times after.
     failing: HashMap<String, u32>,
-    dirty: bool,
+    /// Services whose reals changed health since the last reconcile.
+    dirty: HashSet<ServiceKey>,
 }
 
 impl<B: Backend> Director<B> {
@@ -116,7 +117,7 @@ impl<B: Backend> Director<B> {
             kernel_weights: HashMap::new(),
             retrying: false,
             failing: HashMap::new(),
-            dirty: false,
+            dirty: HashSet::new(),
         }
     }
 
@@ -184,7 +185,7 @@ impl<B: Backend> Director<B> {
                             while let Some(more) = observations.as_mut().and_then(|rx| rx.try_recv().ok()) {
                                 self.observe(more);
                             }
-                            if self.dirty {
+                            if !self.dirty.is_empty() {
                                 self.reconcile(Trigger::Health).await;
                             }
                             self.leave_starting();
@@ -389,7 +390,7 @@ impl<B: Backend> Director<B> {
                 self.effects.monitor(cv, &cv.reals[ri], state, self.phase);
                 self.log_step(vi, ri, &step);
                 if matches!(step, Step::Changed { .. }) {
-                    self.dirty = true;
+                    self.dirty.insert(self.layout.virtuals[vi].key.canonical());
                 }
             }
         }
@@ -439,13 +440,18 @@ impl<B: Backend> Director<B> {
     }
 
     /// One reconcile pass; `known` is a table read a moment ago by the caller.
+    ///
+    /// A pass after health changes reads and plans only the services whose reals changed
+    /// (a mass failure must not turn into one full table dump per batch); start, reload
+    /// and the periodic pass cover every managed service.
     async fn reconcile_with(&mut self, trigger: Trigger, known: Option<Table>) {
-        self.dirty = false;
+        let dirty = std::mem::take(&mut self.dirty);
+        let scope = (trigger == Trigger::Health).then_some(dirty);
         // Health alone decides these; a kernel that cannot be read must not delay them.
         self.run_fallback_commands();
         let actual = match known {
             Some(table) => table,
-            None => match self.read_managed().await {
+            None => match self.read_scope(scope.as_ref()).await {
                 Ok(table) => table,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the IPVS table; retrying at the next pass");
@@ -456,10 +462,15 @@ impl<B: Backend> Director<B> {
                 }
             },
         };
-        let want = desired(&self.config, &self.layout, &self.states, &self.retired);
+        let mut want = desired(&self.config, &self.layout, &self.states, &self.retired);
+        if let Some(scope) = &scope {
+            want.services
+                .retain(|s| scope.contains(&s.service.key.canonical()));
+            want.remove.clear();
+        }
         let ops = plan(&want, &actual);
         if ops.is_empty() {
-            self.synced(&actual, 0);
+            self.synced(&actual, 0, scope.as_ref());
             return;
         }
         if trigger == Trigger::Timer && !self.retrying {
@@ -473,7 +484,7 @@ impl<B: Backend> Director<B> {
             Trigger::Health | Trigger::Timer => "drift",
         };
         self.apply(&ops, &actual, trigger, purge).await;
-        match self.read_managed().await {
+        match self.read_scope(scope.as_ref()).await {
             Ok(after) => {
                 let remaining = plan(&want, &after);
                 if !remaining.is_empty() {
@@ -488,8 +499,10 @@ impl<B: Backend> Director<B> {
                     .iter()
                     .map(|(s, _)| s.key.canonical())
                     .collect();
-                self.retired.retain(|k| live.contains(&k.canonical()));
-                self.synced(&after, remaining.len());
+                if scope.is_none() {
+                    self.retired.retain(|k| live.contains(&k.canonical()));
+                }
+                self.synced(&after, remaining.len(), scope.as_ref());
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the IPVS table back after applying");
@@ -500,7 +513,21 @@ impl<B: Backend> Director<B> {
         }
     }
 
-    fn synced(&mut self, table: &Table, pending: usize) {
+    /// Records a read-back. A scoped pass (`scope`) only updates its services, and can
+    /// report trouble but not declare the whole table in sync.
+    fn synced(&mut self, table: &Table, pending: usize, scope: Option<&HashSet<ServiceKey>>) {
+        if let Some(scope) = scope {
+            for key in scope {
+                self.kernel_weights.remove(key);
+            }
+            self.kernel_weights.extend(weights(table));
+            if pending > 0 {
+                self.kernel.in_sync = false;
+                self.kernel.pending_changes = pending;
+                self.retrying = true;
+            }
+            return;
+        }
         self.kernel_weights = weights(table);
         self.kernel.in_sync = pending == 0;
         self.kernel.pending_changes = pending;
@@ -685,6 +712,17 @@ impl<B: Backend> Director<B> {
             }
             self.fallback_commands.insert(v.key, argument);
             self.effects.fallback_command(command, argument, cv);
+        }
+    }
+
+    /// The services in `scope`, or every managed one.
+    async fn read_scope(
+        &mut self,
+        scope: Option<&HashSet<ServiceKey>>,
+    ) -> Result<Table, IpvsError> {
+        match scope {
+            Some(keys) => read_services(&mut self.backend, keys).await,
+            None => self.read_managed().await,
         }
     }
 
