@@ -112,7 +112,7 @@ impl Default for Effects {
     /// The machine's sendmail or SMTP relay, real processes, this host's name.
     fn default() -> Effects {
         Effects::new(
-            Arc::new(SystemMailer),
+            Arc::new(SystemMailer::default()),
             Arc::new(SystemLauncher),
             Alerts::for_this_host(),
         )
@@ -490,7 +490,7 @@ mod tests {
     async fn commands_run_in_order_through_the_worker() {
         let rec = Arc::new(Recorder::default());
         let mut effects = Effects::new(
-            Arc::new(SystemMailer),
+            Arc::new(SystemMailer::default()),
             Arc::new(rec.clone()),
             Alerts::new("h".into(), "u".into()),
         );
