@@ -722,3 +722,41 @@ virtual=10.0.0.100:82\n\treal=10.0.0.2:82 masq\n\tchecktype=connect\n";
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(backend.reads.lock().unwrap().len(), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn config_change_runs_the_executable_callback_with_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("on-change");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let text = format!("callback=\"{} --quiet\"\n{TWO_REALS}", script.display());
+    let h = Harness::start(&text, FakeKernel::new()).await;
+    h.commands
+        .send(Command::ConfigChanged {
+            path: "/etc/ha.d/ldirectord.cf".into(),
+        })
+        .await
+        .unwrap();
+    settle().await;
+    let got = h.recorded.commands.lock().unwrap().clone();
+    assert_eq!(
+        got,
+        [vec![
+            script.display().to_string(),
+            "--quiet".to_string(),
+            "/etc/ha.d/ldirectord.cf".to_string()
+        ]]
+    );
+    // Not executable: not run.
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    h.commands
+        .send(Command::ConfigChanged {
+            path: "/etc/ha.d/ldirectord.cf".into(),
+        })
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(h.recorded.commands.lock().unwrap().len(), 1);
+    h.stop().await;
+}

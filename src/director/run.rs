@@ -174,6 +174,11 @@ impl<B: Backend> Director<B> {
                     Some(Command::Plan { config, reply }) => {
                         let _ = reply.send(self.preview_reload(&config).await);
                     }
+                    Some(Command::ConfigChanged { path }) => {
+                        if let Some(callback) = &self.config.global.callback {
+                            self.effects.callback(callback, &path);
+                        }
+                    }
                     Some(Command::Stop) | None => break,
                 },
                 received = recv_some(&mut observations) => {
@@ -387,7 +392,7 @@ impl<B: Backend> Director<B> {
                 let failurecount = cv.check.failurecount;
                 let state = &mut self.states[vi][ri];
                 let step = state.observe(input, failurecount, now);
-                self.effects.monitor(cv, &cv.reals[ri], state, self.phase);
+                self.effects.monitor(cv, &cv.reals[ri], state);
                 self.log_step(vi, ri, &step);
                 if matches!(step, Step::Changed { .. }) {
                     self.dirty.insert(self.layout.virtuals[vi].key.canonical());
