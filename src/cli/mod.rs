@@ -6,6 +6,7 @@
 //! else goes to the legacy parser in [`legacy`].
 
 pub mod check;
+pub mod dump_config;
 pub mod exit;
 pub mod legacy;
 pub mod list;
@@ -37,6 +38,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Some(word) if word == "check" => check::run(rest),
         Some(word) if word == "list" => list::run(rest),
         Some(word) if word == "save" => save::run(rest),
+        Some(word) if word == "dump-config" => dump_config::run(rest),
         Some(word) if EXTRA_COMMANDS.contains(&word.as_str()) => exit::not_implemented(word),
         _ => legacy::run(rest),
     }
