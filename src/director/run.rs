@@ -25,11 +25,13 @@ use super::effects::{AlertKind, Change, Effects};
 use super::error::DirectorError;
 use super::layout::{Layout, Role};
 use super::maintenance::{Maintenance, ReverseLookup, SystemLookup};
+use super::metrics::Metrics;
 use super::preview::preview_reload;
 use super::state::{Adopted, Health, Input, RealState, Step, Verdict};
 use super::status::{
     Clock, FallbackStatus, KernelStatus, Phase, RealStatus, Status, VirtualStatus,
 };
+use super::sync::{describe, sync_ops};
 use crate::check::{Engine, Jitter};
 
 /// Runs `config` against `backend` until [`Command::Stop`] (or until `commands` closes),
@@ -88,6 +90,7 @@ pub struct Director<B> {
     failing: HashMap<String, u32>,
     /// Services whose reals changed health since the last reconcile.
     dirty: HashSet<ServiceKey>,
+    metrics: Metrics,
 }
 
 impl<B: Backend> Director<B> {
@@ -118,6 +121,7 @@ impl<B: Backend> Director<B> {
             retrying: false,
             failing: HashMap::new(),
             dirty: HashSet::new(),
+            metrics: Metrics::default(),
         }
     }
 
@@ -141,6 +145,13 @@ impl<B: Backend> Director<B> {
     /// Names of real servers for the maintenance directory come from `lookup`.
     pub fn with_reverse_lookup(mut self, lookup: Arc<dyn ReverseLookup>) -> Director<B> {
         self.lookup = lookup;
+        self
+    }
+
+    /// Check latencies, health changes and failed kernel changes are counted in `metrics`
+    /// (the Prometheus endpoint reads them).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Director<B> {
+        self.metrics = metrics;
         self
     }
 
@@ -200,6 +211,7 @@ impl<B: Backend> Director<B> {
                 },
                 _ = timer.tick() => {
                     self.reconcile(Trigger::Timer).await;
+                    self.reconcile_sync().await;
                     self.effects.resend_due(self.phase);
                 }
             }
@@ -232,6 +244,7 @@ impl<B: Backend> Director<B> {
         self.resolve_names();
         self.set_checks();
         self.reconcile_with(Trigger::Start, Some(actual)).await;
+        self.reconcile_sync().await;
         // Ready once the first pass is done, even if some op was refused: the daemon
         // runs (as Perl does), and the status says what is missing.
         self.ready = true;
@@ -274,6 +287,7 @@ impl<B: Backend> Director<B> {
         self.resolve_names();
         self.set_checks();
         self.reconcile_with(Trigger::Reload, actual).await;
+        self.reconcile_sync().await;
         self.generation += 1;
         self.reload_error = None;
         self.phase = if previous == Phase::Starting {
@@ -387,15 +401,22 @@ impl<B: Backend> Director<B> {
                 let input = if self.maintenance.is_set() && self.maintenance.covers(&cv.reals[ri]) {
                     Input::Maintenance
                 } else {
-                    Input::Probe(observation.probe.clone())
+                    let probe = &observation.probe;
+                    let up = matches!(probe.verdict, Verdict::Up);
+                    self.metrics
+                        .check(&self.layout.virtuals[vi].id, up, probe.latency);
+                    Input::Probe(probe.clone())
                 };
                 let failurecount = cv.check.failurecount;
                 let state = &mut self.states[vi][ri];
                 let step = state.observe(input, failurecount, now);
                 self.effects.monitor(cv, &cv.reals[ri], state);
                 self.log_step(vi, ri, &step);
-                if matches!(step, Step::Changed { .. }) {
-                    self.dirty.insert(self.layout.virtuals[vi].key.canonical());
+                if let Step::Changed { to, .. } = step {
+                    let v = &self.layout.virtuals[vi];
+                    let real = v.reals[ri].dest.key().to_string();
+                    self.metrics.change(&v.id, &real, to.name());
+                    self.dirty.insert(v.key.canonical());
                 }
             }
         }
@@ -551,6 +572,7 @@ impl<B: Backend> Director<B> {
         let results = match self.backend.apply(ops).await {
             Ok(results) => results,
             Err(e) => {
+                self.metrics.apply_batch_error();
                 tracing::error!(error = %e, changes = ops.len(), "applying changes to the IPVS table failed; retrying at the next pass");
                 self.kernel.last_error = Some(format!("applying {} changes: {e}", ops.len()));
                 self.retrying = true;
@@ -562,6 +584,7 @@ impl<B: Backend> Director<B> {
             match result {
                 Ok(()) => self.log_op(op, actual, trigger, purge),
                 Err(e) => {
+                    self.metrics.apply_error(op);
                     let text = op.to_string();
                     let times = self.failing.get(&text).copied().unwrap_or(0) + 1;
                     let errno = e.errno().unwrap_or(0);
@@ -693,6 +716,56 @@ impl<B: Backend> Director<B> {
             };
             self.effects.alert(&change, self.phase);
         }
+    }
+
+    /// Keeps the kernel's sync daemons as `syncdaemon=` wants them (see [`super::sync`]).
+    async fn reconcile_sync(&mut self) {
+        let Some(wanted) = self.config.global.sync.clone() else {
+            self.kernel.sync_daemons.clear();
+            return;
+        };
+        let running = match self.backend.daemons().await {
+            Ok(running) => running,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the IPVS sync daemons; retrying at the next pass");
+                self.kernel.last_error = Some(format!("reading the sync daemons: {e}"));
+                return;
+            }
+        };
+        let ops = sync_ops(Some(&wanted), &running);
+        let mut now_running = running;
+        if !ops.is_empty() {
+            match self.backend.apply(&ops).await {
+                Ok(results) => {
+                    for (op, result) in ops.iter().zip(results) {
+                        match (op, result) {
+                            (Op::StartDaemon(d), Ok(())) => {
+                                tracing::info!("Started IPVS sync daemon: {}", describe(d));
+                                now_running.retain(|r| r.state != d.state);
+                                now_running.push(d.clone());
+                            }
+                            (Op::StopDaemon(state), Ok(())) => {
+                                tracing::info!("Stopped IPVS sync daemon: {state:?}");
+                                now_running.retain(|r| r.state != *state);
+                            }
+                            (_, Ok(())) => {}
+                            (op, Err(e)) => {
+                                self.metrics.apply_error(op);
+                                tracing::error!(op = %op, errno = e.errno().unwrap_or(0), error = %e, "IPVS sync daemon change failed; retrying at the next pass");
+                                self.kernel.last_error = Some(format!("{op}: {e}"));
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.metrics.apply_batch_error();
+                    tracing::error!(error = %e, "changing the IPVS sync daemons failed; retrying at the next pass");
+                    self.kernel.last_error = Some(format!("changing the sync daemons: {e}"));
+                }
+            }
+        }
+        now_running.sort_by_key(|d| d.state.to_wire());
+        self.kernel.sync_daemons = now_running.iter().map(describe).collect();
     }
 
     /// Runs `fallbackcommand start|stop` where the need changed.
