@@ -760,3 +760,29 @@ async fn config_change_runs_the_executable_callback_with_the_path() {
     assert_eq!(h.recorded.commands.lock().unwrap().len(), 1);
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_forwarding_change_that_moves_the_destination_keeps_health() {
+    let gate =
+        "checkinterval=10\nvirtual=10.0.0.100:80\n\treal=10.0.0.2:8080 gate\n\tchecktype=connect\n";
+    let h = Harness::start(gate, FakeKernel::new()).await;
+    h.report("10.0.0.2", true).await;
+    assert_eq!(h.dests().unwrap(), ["10.0.0.2:80 1"]);
+    h.kernel.clear_journal();
+    let masq = gate.replace("8080 gate", "8080 masq");
+    h.commands
+        .send(Command::Reload(Box::new(config(&masq))))
+        .await
+        .unwrap();
+    settle().await;
+    // Up before, up after: the new entry goes in before the old one goes out.
+    assert_eq!(
+        h.ops(),
+        [
+            "add real server 10.0.0.2:8080 to TCP 10.0.0.100:80 (Masq, weight 1)",
+            "delete real server 10.0.0.2:80 of TCP 10.0.0.100:80",
+        ]
+    );
+    assert_eq!(h.status.borrow().virtuals[0].reals[0].health, "up");
+    h.stop().await;
+}

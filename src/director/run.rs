@@ -953,10 +953,15 @@ pub(crate) fn adopt(
                 .iter()
                 .map(|r| {
                     let carried = old.and_then(|(old_layout, old_states)| {
-                        old_layout.reals(&r.id).iter().find_map(|&(ovi, ori)| {
-                            let same = old_layout.virtuals[ovi].reals[ori].identity == r.identity;
-                            same.then(|| old_states.get(ovi)?.get(ori).cloned())?
-                        })
+                        let same_dest = old_layout.reals(&r.id).iter().find(|&&(ovi, ori)| {
+                            old_layout.virtuals[ovi].reals[ori].identity == r.identity
+                        });
+                        // A new forwarding method can move the kernel destination (only
+                        // NAT maps ports) without changing the server or its check.
+                        let (ovi, ori) = same_dest
+                            .copied()
+                            .or_else(|| old_layout.real_with_check(&v.key, &r.identity))?;
+                        old_states.get(ovi)?.get(ori).cloned()
                     });
                     if let Some(state) = carried {
                         return state;
