@@ -7,6 +7,8 @@
 
 pub mod exit;
 pub mod legacy;
+pub mod lifecycle;
+pub mod status_view;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
