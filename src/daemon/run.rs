@@ -261,8 +261,9 @@ struct ReloadDone {
 }
 
 enum ReloadError {
-    /// The file is invalid (or unreadable): nothing was sent to the director.
-    Config(String),
+    /// The file is invalid (or unreadable): nothing was sent to the director. `text` is
+    /// the full rendering (for `status`), `lines` one line per diagnostic (for the log).
+    Config { text: String, lines: Vec<String> },
     /// The director refused or failed to apply it.
     Director(String),
 }
@@ -459,12 +460,12 @@ impl Daemon {
                     error: None,
                 }
             }
-            Err(ReloadError::Config(text)) => {
+            Err(ReloadError::Config { text, lines }) => {
                 tracing::error!(
                     "configuration file {file} is invalid; keeping the running configuration"
                 );
-                for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                    tracing::error!("{line}");
+                for line in &lines {
+                    tracing::info!("{line}");
                 }
                 self.config_error = Some(text.clone());
                 ReloadOutcome {
@@ -548,22 +549,28 @@ async fn reload(trigger: Trigger, path: PathBuf, director: mpsc::Sender<Command>
         Ok(Ok(Err(e))) => {
             return ReloadDone {
                 trigger,
-                result: Err(ReloadError::Config(render_config_error(&e))),
+                result: Err(config_error(&e)),
             };
         }
         Ok(Err(e)) => {
             return ReloadDone {
                 trigger,
-                result: Err(ReloadError::Config(format!("loading failed: {e}"))),
+                result: Err(ReloadError::Config {
+                    text: format!("loading failed: {e}"),
+                    lines: Vec::new(),
+                }),
             };
         }
         Err(_) => {
             return ReloadDone {
                 trigger,
-                result: Err(ReloadError::Config(format!(
-                    "loading did not finish within {} s (name resolution?)",
-                    LOAD_DEADLINE.as_secs()
-                ))),
+                result: Err(ReloadError::Config {
+                    text: format!(
+                        "loading did not finish within {} s (name resolution?)",
+                        LOAD_DEADLINE.as_secs()
+                    ),
+                    lines: Vec::new(),
+                }),
             };
         }
     };
@@ -592,9 +599,22 @@ async fn reload(trigger: Trigger, path: PathBuf, director: mpsc::Sender<Command>
     ReloadDone { trigger, result }
 }
 
-/// The located error text of a failed load, as `-t` prints it.
-pub fn render_config_error(e: &ConfigError) -> String {
-    e.to_string().trim_end().to_owned()
+/// A failed load: the full located rendering, and one line per diagnostic for the log.
+fn config_error(e: &ConfigError) -> ReloadError {
+    let text = e.to_string().trim_end().to_owned();
+    let lines = match e.report() {
+        Some(report) => report
+            .errors
+            .iter()
+            .map(|d| d.one_line())
+            .chain(
+                (report.errors_not_shown > 0)
+                    .then(|| format!("… and {} more error(s)", report.errors_not_shown)),
+            )
+            .collect(),
+        None => vec![text.clone()],
+    };
+    ReloadError::Config { text, lines }
 }
 
 #[cfg(test)]

@@ -70,7 +70,8 @@ pub struct ReloadOutcome {
 
 /// Now, as RFC 3339 in local time with the offset.
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().to_string()
+    let now = jiff::ZonedDateTime::now();
+    jiff::fmt::strtime::format("%Y-%m-%dT%H:%M:%S%:z", &now).unwrap_or_else(|_| now.to_string())
 }
 
 impl DaemonStatus {
