@@ -77,6 +77,7 @@ scenario() {
   local mode=$1 fwd=gate t out before after
   [[ $mode == nat ]] && fwd=masq
   $TOPOLOGY up --mode "$mode" --reals 3 > /dev/null
+  # shellcheck source=/dev/null
   . /run/topology/env
   $TOPOLOGY stop-http rs3
   $TOPOLOGY start-http fallback
