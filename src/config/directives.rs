@@ -106,6 +106,8 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
     d("receive", Virtual, "\"REGEX\""),
     d("httpmethod", Virtual, "GET|HEAD"),
     d("virtualhost", Virtual, "\"HOSTNAME\""),
+    d("tlsverify", Virtual, "chain|full|none"),
+    d("tlscafile", Virtual, "\"/path/to/ca.pem\""),
     d("login", Virtual, "\"USERNAME\""),
     d("passwd", Virtual, "\"PASSWORD\""),
     d("database", Virtual, "\"DATABASE\""),

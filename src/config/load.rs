@@ -111,7 +111,7 @@ pub fn find_config_file_in(name: &str, ha_d: &Path) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::FakeHost;
+    use crate::config::{FakeHost, TlsVerify};
 
     #[test]
     fn loads_the_web_site_example() {
@@ -122,5 +122,45 @@ mod tests {
             println!("{w}");
         }
         assert_eq!(loaded.config.virtuals.len(), 1);
+    }
+
+    #[test]
+    fn tls_directives_and_the_oracle_refusal() {
+        let host = FakeHost::default();
+        let file = Path::new("/etc/ha.d/test.cf");
+        let text = "virtual=192.0.2.1:443\n    real=192.0.2.10:443 masq\n    service=https\n    tlsverify=none\n    tlscafile=\"/etc/ssl/private-ca.pem\"\n";
+        let loaded = parse_str(text, file, &host).unwrap();
+        let check = &loaded.config.virtuals[0].check;
+        assert_eq!(check.tlsverify, TlsVerify::None);
+        assert_eq!(
+            check.tlscafile.as_deref(),
+            Some(Path::new("/etc/ssl/private-ca.pem"))
+        );
+        let default = parse_str(
+            "virtual=192.0.2.1:443\n    real=192.0.2.10:443 masq\n",
+            file,
+            &host,
+        )
+        .unwrap();
+        assert_eq!(default.config.virtuals[0].check.tlsverify, TlsVerify::Chain);
+        assert!(
+            parse_str(
+                "virtual=192.0.2.1:443\n    tlsverify=sometimes\n",
+                file,
+                &host
+            )
+            .is_err()
+        );
+
+        let err = parse_str(
+            "virtual=192.0.2.1:1521\n    real=192.0.2.10 gate\n    service=oracle\n",
+            file,
+            &host,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("service=oracle is not supported"),
+            "{err}"
+        );
     }
 }

@@ -253,6 +253,11 @@ pub struct Check {
     pub secret: String,
     /// `checkcommand` for external checks; default `/bin/true`.
     pub checkcommand: String,
+    /// `tlsverify` (extension): how https, pops, imaps and ldaps checks judge the server
+    /// certificate; default `chain`, what the Perl ldirectord does on current Debian.
+    pub tlsverify: TlsVerify,
+    /// `tlscafile` (extension): PEM trust anchors instead of the system store.
+    pub tlscafile: Option<PathBuf>,
     /// Effective timeout of connect, ping, external checks (see `ld_setup`).
     #[serde(serialize_with = "ser_secs")]
     pub checktimeout: Duration,
@@ -308,6 +313,35 @@ pub enum Service {
     Simpletcp,
     Smtp,
     Submission,
+}
+
+/// `tlsverify=` (an extension; the Perl ldirectord has no such directive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsVerify {
+    /// The chain must lead to a trusted root; the host name is not checked (Perl on
+    /// current Debian: `verify_hostname => 0`, but IO::Socket::SSL still checks the chain).
+    Chain,
+    /// Chain and host name (the virtualhost, else the real's address).
+    Full,
+    /// No verification: for self-signed back ends.
+    None,
+}
+
+impl TlsVerify {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsVerify::Chain => "chain",
+            TlsVerify::Full => "full",
+            TlsVerify::None => "none",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [TlsVerify::Chain, TlsVerify::Full, TlsVerify::None]
+            .into_iter()
+            .find(|t| t.as_str() == name)
+    }
 }
 
 /// `httpmethod=`.

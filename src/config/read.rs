@@ -170,6 +170,8 @@ struct VirtualSpec {
     database: Option<Set<String>>,
     secret: Option<Set<String>>,
     checkcommand: Option<Set<String>>,
+    tlsverify: Option<Set<TlsVerify>>,
+    tlscafile: Option<Set<String>>,
     scheduler: Option<Set<String>>,
     persistent: Option<Set<u32>>,
     netmask: Option<Set<Netmask>>,
@@ -1177,6 +1179,8 @@ impl<'s> Reader<'s> {
             database: None,
             secret: None,
             checkcommand: None,
+            tlsverify: None,
+            tlscafile: None,
             scheduler: None,
             persistent: None,
             netmask: None,
@@ -1353,6 +1357,20 @@ impl<'s> Reader<'s> {
                 }
             }
             "virtualhost" => set!(virtualhost, opt_quoted),
+            "tlscafile" => set!(tlscafile, opt_quoted),
+            "tlsverify" => {
+                if let Some(v) = self.need(key, key_span, val)
+                    && let Some(pairs) =
+                        self.parse_value(Rule::tlsverify_value, v, "chain, full or none")
+                {
+                    let m = Self::first(&pairs, Rule::tlsverify_kw)
+                        .and_then(|p| TlsVerify::from_name(p.as_str()));
+                    self.junk(&pairs, v);
+                    if let Some(m) = m {
+                        self.replace(&mut spec.tlsverify, m, v.entry, key);
+                    }
+                }
+            }
             "servicename" | "comment" => {
                 if let Some(v) = val.filter(|v| !v.text.is_empty()) {
                     let slot = if key == "servicename" {
@@ -1413,7 +1431,13 @@ impl<'s> Reader<'s> {
                     if let Some(pairs) = self.parse_value(Rule::service_value, v, "dns, ftp, http, https, http_proxy, imap, imaps, ldap, ldaps, mysql, nntp, none, oracle, pgsql, pop, pops, radius, simpletcp, sip, smtp or submission") {
                         let svc = Self::first(&pairs, Rule::service_kw).and_then(|p| Service::from_name(p.as_str()));
                         self.junk(&pairs, v);
-                        if let Some(svc) = svc {
+                        if svc == Some(Service::Oracle) {
+                            let mut d = self.error(v.span, "service=oracle is not supported");
+                            d.label = Some("there is no pure-Rust Oracle client".into());
+                            self.push(d.help(
+                                "use checktype=external with a script that runs sqlplus, or checktype=connect",
+                            ));
+                        } else if let Some(svc) = svc {
                             self.replace(&mut spec.service, svc, v.entry, key);
                         }
                     } else if let Some(s) = directives::nearest(v.text, Service::ALL.iter().map(|s| s.as_str()))
@@ -1927,6 +1951,11 @@ impl<'s> Reader<'s> {
                 .checkcommand
                 .as_ref()
                 .map_or_else(|| "/bin/true".to_owned(), |s| s.value.clone()),
+            tlsverify: spec
+                .tlsverify
+                .as_ref()
+                .map_or(TlsVerify::Chain, |s| s.value),
+            tlscafile: spec.tlscafile.as_ref().map(|s| PathBuf::from(&s.value)),
             checktimeout: Duration::from_secs(u64::from(checktimeout)),
             negotiatetimeout: Duration::from_secs(u64::from(negotiatetimeout)),
             checkinterval,
