@@ -192,8 +192,9 @@ fn stop_daemon(pid_file: &PidFile) -> Result<bool, String> {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
         Err(e) => return Err(format!("cannot signal pid {pid}: {e}")),
     }
+    // The pid file goes last, just before the process exits; wait for both.
     if wait_until(STOP_WAIT, || {
-        !matches!(pid_file.probe(), Ok(Probe::Running { .. }))
+        !matches!(pid_file.probe(), Ok(Probe::Running { .. })) && gone(pid)
     }) {
         Ok(true)
     } else {
@@ -201,6 +202,17 @@ fn stop_daemon(pid_file: &PidFile) -> Result<bool, String> {
             "the daemon (pid {pid}) did not stop within {} s",
             STOP_WAIT.as_secs()
         ))
+    }
+}
+
+/// Whether `pid` has exited (a zombie counts: it no longer runs any code).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // The state follows the command name in parentheses, which may contain spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
     }
 }
 

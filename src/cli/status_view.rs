@@ -103,6 +103,29 @@ pub fn render(status: &DaemonStatus) -> String {
             let _ = writeln!(out, "    {error}");
         }
     }
+    if let Some(kernel) = status.director.get("kernel") {
+        let in_sync = kernel.get("in_sync").and_then(Value::as_bool);
+        let pending = kernel
+            .get("pending_changes")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        match in_sync {
+            Some(true) => {
+                let _ = writeln!(
+                    out,
+                    "kernel table in sync (checked {})",
+                    field(kernel, &["last_sync"])
+                );
+            }
+            Some(false) => {
+                let _ = writeln!(out, "kernel table NOT in sync: {pending} change(s) pending");
+            }
+            None => {}
+        }
+        if let Some(error) = kernel.get("last_error").and_then(Value::as_str) {
+            let _ = writeln!(out, "last kernel error: {error}");
+        }
+    }
     let virtuals = status
         .director
         .get("virtuals")
@@ -128,33 +151,79 @@ const HEADERS: [&str; 7] = [
     "REASON",
 ];
 
+/// A failure reason: `{kind, code, detail}` or plain text.
+fn reason(real: &Value) -> String {
+    match real.get("reason") {
+        Some(Value::Object(r)) => r
+            .get("detail")
+            .and_then(Value::as_str)
+            .filter(|d| !d.is_empty())
+            .or_else(|| r.get("kind").and_then(Value::as_str))
+            .unwrap_or("-")
+            .to_owned(),
+        Some(other) => text(other),
+        None => "-".to_owned(),
+    }
+}
+
+/// Health, with `(maintenance)` and soft failures (`up 1/3`) when there are any.
+fn health(real: &Value) -> String {
+    let mut h = field(real, &["health", "state"]);
+    let failures = real.get("failures").and_then(Value::as_u64).unwrap_or(0);
+    if failures > 0 {
+        let of = real
+            .get("failurecount")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        h.push_str(&format!(" {failures}/{of}"));
+    }
+    if real.get("maintenance").and_then(Value::as_bool) == Some(true) {
+        h.push_str(" (maintenance)");
+    }
+    h
+}
+
+/// The kernel weight, and the configured one when they differ (`0/5`: quiesced).
+fn weight(real: &Value) -> String {
+    let kernel = real.get("kernel_weight").filter(|v| !v.is_null());
+    let configured = real.get("weight").filter(|v| !v.is_null());
+    match (kernel, configured) {
+        (None, _) => "absent".to_owned(),
+        (Some(k), Some(c)) if k != c => format!("{}/{}", text(k), text(c)),
+        (Some(k), _) => text(k),
+    }
+}
+
 fn render_virtual(out: &mut String, v: &Value) {
-    let name = field(v, &["virtual", "name", "service", "key"]);
+    let name = field(v, &["service", "id", "virtual", "name"]);
     let _ = write!(out, "\nvirtual {name}");
-    for (key, label) in [
-        ("scheduler", "scheduler"),
-        ("checktype", "check"),
-        ("service", "service"),
-    ] {
-        if let Some(value) = v.get(key).filter(|x| x.is_string())
-            && (key != "service" || name != text(value))
-        {
+    for (key, label) in [("scheduler", "scheduler"), ("checktype", "check")] {
+        if let Some(value) = v.get(key).filter(|x| x.is_string()) {
             let _ = write!(out, "  {label} {}", text(value));
         }
     }
+    if v.get("in_kernel").and_then(Value::as_bool) == Some(false) {
+        let _ = write!(out, "  (not in the kernel)");
+    }
     let _ = writeln!(out);
     if let Some(fallback) = v.get("fallback").filter(|f| !f.is_null()) {
-        let active = v
-            .get("fallback_active")
-            .and_then(Value::as_bool)
-            .map(|a| if a { " (active)" } else { "" })
-            .unwrap_or("");
-        let shown = if fallback.is_object() {
-            field(fallback, &["real", "addr", "address"])
+        let (addr, active) = if fallback.is_object() {
+            (
+                field(fallback, &["addr", "real", "address"]),
+                fallback.get("active").and_then(Value::as_bool),
+            )
         } else {
-            text(fallback)
+            (
+                text(fallback),
+                v.get("fallback_active").and_then(Value::as_bool),
+            )
         };
-        let _ = writeln!(out, "  fallback {shown}{active}");
+        let state = match active {
+            Some(true) => " (active: no real server is up)",
+            Some(false) => " (standing by)",
+            None => "",
+        };
+        let _ = writeln!(out, "  fallback {addr}{state}");
     }
     let reals = v
         .get("reals")
@@ -165,13 +234,13 @@ fn render_virtual(out: &mut String, v: &Value) {
         .iter()
         .map(|r| {
             [
-                field(r, &["real", "addr", "address"]),
-                field(r, &["health", "state"]),
+                field(r, &["addr", "real", "address"]),
+                health(r),
                 field(r, &["last_check", "checked_at"]),
                 field(r, &["verdict", "outcome"]),
                 latency(r),
-                field(r, &["kernel_weight", "weight"]),
-                field(r, &["reason", "detail"]),
+                weight(r),
+                reason(r),
             ]
         })
         .collect();
@@ -220,25 +289,43 @@ mod tests {
 
     #[test]
     fn renders_a_table_per_virtual() {
-        let s = status(json!({"virtuals": [{
-            "virtual": "tcp 10.0.0.100:80",
-            "scheduler": "wrr",
-            "fallback": "127.0.0.1:80",
-            "fallback_active": false,
-            "reals": [
-                {"real": "10.0.0.11:80", "health": "up", "last_check": "10:00:01",
-                 "verdict": "ok", "latency_ms": 1.25, "kernel_weight": 1, "reason": null},
-                {"real": "10.0.0.12:80", "health": "down", "last_check": "10:00:01",
-                 "verdict": "fail", "latency_ms": 3000.0, "kernel_weight": null,
-                 "reason": "connect: timed out after 3 s"},
-            ]
-        }]}));
+        let s = status(json!({
+            "config_file": "/etc/ha.d/web.cf", "phase": "running", "ready": true,
+            "last_reload_error": null, "generation": 1,
+            "kernel": {"last_sync": "2026-11-27T10:00:02Z", "in_sync": true,
+                       "pending_changes": 0, "last_error": null},
+            "virtuals": [{
+                "id": "tcp:10.0.0.100:80", "service": "TCP 10.0.0.100:80",
+                "location": "web.cf:4", "scheduler": "wrr", "checktype": "negotiate",
+                "in_kernel": true,
+                "fallback": {"addr": "127.0.0.1:80", "forwarding": "gate", "active": false,
+                             "kernel_weight": null},
+                "fallback_command": null,
+                "reals": [
+                    {"addr": "10.0.0.11:80", "forwarding": "gate", "weight": 1, "health": "up",
+                     "maintenance": false, "since": "x", "last_check": "10:00:01",
+                     "verdict": "up", "reason": null, "latency_ms": 1.25, "failures": 0,
+                     "failurecount": 1, "kernel_weight": 1},
+                    {"addr": "10.0.0.12:80", "forwarding": "gate", "weight": 1,
+                     "health": "down", "maintenance": false, "since": "x",
+                     "last_check": "10:00:01", "verdict": "down",
+                     "reason": {"kind": "connect-timeout",
+                                "detail": "connect: timed out after 3 s"},
+                     "latency_ms": 3000.0, "failures": 0, "failurecount": 1,
+                     "kernel_weight": null},
+                ]
+            }]
+        }));
         let text = render(&s);
         assert!(
-            text.contains("virtual tcp 10.0.0.100:80  scheduler wrr"),
+            text.contains("virtual TCP 10.0.0.100:80  scheduler wrr  check negotiate\n"),
             "{text}"
         );
-        assert!(text.contains("fallback 127.0.0.1:80\n"), "{text}");
+        assert!(
+            text.contains("fallback 127.0.0.1:80 (standing by)\n"),
+            "{text}"
+        );
+        assert!(text.contains("kernel table in sync"), "{text}");
         let rows: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("  10.0.0.1"))
@@ -249,6 +336,7 @@ mod tests {
             "{}",
             rows[0]
         );
+        assert!(rows[1].contains("absent"), "{}", rows[1]);
         assert!(
             rows[1].ends_with("connect: timed out after 3 s"),
             "{}",

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use super::autoreload::{self, ConfigWatch};
 use super::control::{ControlServer, Incoming, Request, Response};
 use super::detach::ReadyNotifier;
-use super::engine::{self, Command};
+use super::engine::{self, Command, Status};
 use super::logging::{self, LogHandle, Mode, Sink};
 use super::notify;
 use super::pidfile::{PidFile, PidFileError, PidLock};
@@ -70,6 +70,8 @@ pub const READY_DEADLINE: Duration = Duration::from_secs(30);
 pub const STOP_DEADLINE: Duration = Duration::from_secs(20);
 /// Time for a reload to read, resolve and validate the file.
 pub const LOAD_DEADLINE: Duration = Duration::from_secs(60);
+/// Time for the director to apply a valid configuration.
+pub const APPLY_DEADLINE: Duration = Duration::from_secs(30);
 /// How often the configuration file's mtime is looked at.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -92,9 +94,13 @@ pub fn run(options: Options, loaded: Loaded, mut notifier: Option<ReadyNotifier>
             return 1;
         }
     };
-    let code = runtime.block_on(serve(options, loaded, notifier));
+    let (code, pid_lock) = runtime.block_on(serve(options, loaded, notifier));
     // Tasks still blocked in a DNS lookup or a check must not delay the exit.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    // Last: once the pid file is gone, `stop` and `restart` consider the daemon finished.
+    if let Some(lock) = pid_lock {
+        let _ = lock.remove();
+    }
     code
 }
 
@@ -107,7 +113,11 @@ fn fail(notifier: &mut Option<ReadyNotifier>, reason: &str) -> u8 {
     1
 }
 
-async fn serve(options: Options, loaded: Loaded, mut notifier: Option<ReadyNotifier>) -> u8 {
+async fn serve(
+    options: Options,
+    loaded: Loaded,
+    mut notifier: Option<ReadyNotifier>,
+) -> (u8, Option<PidLock>) {
     let journal = options.mode == Mode::Daemon && logging::under_journald();
     let Loaded { config, warnings } = loaded;
     let log = logging::install(
@@ -133,9 +143,11 @@ async fn serve(options: Options, loaded: Loaded, mut notifier: Option<ReadyNotif
     let pid_lock = match PidFile::new(&options.paths.pid_file).acquire() {
         Ok(lock) => Some(lock),
         Err(e @ PidFileError::AlreadyRunning { .. }) => {
-            return fail(&mut notifier, &e.to_string());
+            return (fail(&mut notifier, &e.to_string()), None);
         }
-        Err(e) if options.mode == Mode::Daemon => return fail(&mut notifier, &e.to_string()),
+        Err(e) if options.mode == Mode::Daemon => {
+            return (fail(&mut notifier, &e.to_string()), None);
+        }
         Err(e) => {
             tracing::warn!("{e}; running without a pid file");
             None
@@ -149,7 +161,7 @@ async fn serve(options: Options, loaded: Loaded, mut notifier: Option<ReadyNotif
             Some((tokio::spawn(server.serve(control_tx)), path))
         }
         Err(e) if options.mode == Mode::Daemon => {
-            return cleanup_fail(&mut notifier, &e.to_string(), pid_lock);
+            return (fail(&mut notifier, &e.to_string()), pid_lock);
         }
         Err(e) => {
             tracing::warn!("{e}; `ldirectord status` will not show details");
@@ -160,19 +172,17 @@ async fn serve(options: Options, loaded: Loaded, mut notifier: Option<ReadyNotif
     let signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
-            return cleanup_fail(
-                &mut notifier,
-                &format!("cannot install signal handlers: {e}"),
-                pid_lock,
-            );
+            let reason = format!("cannot install signal handlers: {e}");
+            return (fail(&mut notifier, &reason), pid_lock);
         }
     };
 
     let (director_tx, director_rx) = mpsc::channel::<Command>(4);
-    let (status_tx, status_rx) = watch::channel(serde_json::Value::Null);
+    let (status_tx, status_rx) =
+        watch::channel(Status::new(options.config_file.display().to_string()));
     let director = match start_director(config.clone(), director_rx, status_tx).await {
         Ok(handle) => handle,
-        Err(reason) => return cleanup_fail(&mut notifier, &reason, pid_lock),
+        Err(reason) => return (fail(&mut notifier, &reason), pid_lock),
     };
 
     let mut daemon = Daemon {
@@ -199,17 +209,7 @@ async fn serve(options: Options, loaded: Loaded, mut notifier: Option<ReadyNotif
         task.abort();
         let _ = std::fs::remove_file(path);
     }
-    if let Some(lock) = pid_lock {
-        let _ = lock.remove();
-    }
-    code
-}
-
-fn cleanup_fail(notifier: &mut Option<ReadyNotifier>, reason: &str, lock: Option<PidLock>) -> u8 {
-    if let Some(lock) = lock {
-        let _ = lock.remove();
-    }
-    fail(notifier, reason)
+    (code, pid_lock)
 }
 
 type DirectorTask = JoinHandle<Result<(), String>>;
@@ -218,7 +218,7 @@ type DirectorTask = JoinHandle<Result<(), String>>;
 async fn start_director(
     config: Config,
     commands: mpsc::Receiver<Command>,
-    status: watch::Sender<serde_json::Value>,
+    status: watch::Sender<Status>,
 ) -> Result<DirectorTask, String> {
     if std::env::var(BACKEND_ENV).as_deref() == Ok("fake") {
         tracing::warn!("{BACKEND_ENV}=fake: using an in-memory kernel, not IPVS");
@@ -231,9 +231,13 @@ fn spawn_director<B: Backend + 'static>(
     config: Config,
     backend: B,
     commands: mpsc::Receiver<Command>,
-    status: watch::Sender<serde_json::Value>,
+    status: watch::Sender<Status>,
 ) -> DirectorTask {
-    tokio::spawn(engine::run(config, backend, commands, status))
+    tokio::spawn(async move {
+        engine::run(config, backend, commands, status)
+            .await
+            .map_err(|e| e.to_string())
+    })
 }
 
 /// What started a reload (for the log and `status`).
@@ -279,7 +283,7 @@ struct Daemon {
     config_error: Option<String>,
     watch: ConfigWatch,
     director_tx: mpsc::Sender<Command>,
-    status_rx: watch::Receiver<serde_json::Value>,
+    status_rx: watch::Receiver<Status>,
     director: DirectorTask,
     control_rx: mpsc::Receiver<Incoming>,
     signals: Signals,
@@ -291,10 +295,15 @@ struct Daemon {
 
 impl Daemon {
     async fn main(&mut self, notifier: &mut Option<ReadyNotifier>) -> u8 {
-        // Ready = the director published its first snapshot.
-        let first = tokio::time::timeout(READY_DEADLINE, self.status_rx.changed()).await;
+        // Ready = the director adopted and programmed the table once.
+        let mut ready_rx = self.status_rx.clone();
+        // (`wait_for` hands back a read guard of the channel: drop it at once, or the
+        // director could never publish again.)
+        let first = tokio::time::timeout(READY_DEADLINE, ready_rx.wait_for(|s| s.ready))
+            .await
+            .map(|r| r.map(drop));
         match first {
-            Ok(Ok(())) => {}
+            Ok(Ok(_)) => {}
             Ok(Err(_)) => {
                 let reason = match (&mut self.director).await {
                     Ok(Err(e)) => format!("the director failed at start: {e}"),
@@ -307,7 +316,7 @@ impl Daemon {
                 return fail(
                     notifier,
                     &format!(
-                        "the director did not start within {} s",
+                        "the director did not program the table within {} s",
                         READY_DEADLINE.as_secs()
                     ),
                 );
@@ -391,7 +400,8 @@ impl Daemon {
             config_loaded_at: self.config_loaded_at.clone(),
             last_reload: self.last_reload.clone(),
             config_error: self.config_error.clone(),
-            director: self.status_rx.borrow().clone(),
+            director: serde_json::to_value(&*self.status_rx.borrow())
+                .unwrap_or(serde_json::Value::Null),
         }
     }
 
@@ -430,7 +440,8 @@ impl Daemon {
         notify::reloading();
         let path = self.options.config_file.clone();
         let director = self.director_tx.clone();
-        self.reload = Some(tokio::spawn(reload(trigger, path, director)));
+        let status = self.status_rx.clone();
+        self.reload = Some(tokio::spawn(reload(trigger, path, director, status)));
     }
 
     fn finish_reload(&mut self, done: ReloadDone) {
@@ -468,6 +479,8 @@ impl Daemon {
                     tracing::info!("{line}");
                 }
                 self.config_error = Some(text.clone());
+                let first = lines.first().cloned().unwrap_or_else(|| text.clone());
+                let _ = self.director_tx.try_send(Command::ReloadFailed(first));
                 ReloadOutcome {
                     at: now_rfc3339(),
                     trigger: done.trigger.as_str().to_owned(),
@@ -542,7 +555,12 @@ async fn stop_again(signals: &mut Signals) -> SignalEvent {
 
 /// Loads the file off the runtime's threads (name resolution blocks), then hands a valid
 /// configuration to the director and waits for it to be applied.
-async fn reload(trigger: Trigger, path: PathBuf, director: mpsc::Sender<Command>) -> ReloadDone {
+async fn reload(
+    trigger: Trigger,
+    path: PathBuf,
+    director: mpsc::Sender<Command>,
+    mut status: watch::Receiver<Status>,
+) -> ReloadDone {
     let load = tokio::task::spawn_blocking(move || config::load(&path));
     let loaded = match tokio::time::timeout(LOAD_DEADLINE, load).await {
         Ok(Ok(Ok(loaded))) => loaded,
@@ -577,10 +595,10 @@ async fn reload(trigger: Trigger, path: PathBuf, director: mpsc::Sender<Command>
     for w in &loaded.warnings {
         tracing::warn!("{}", w.to_string().trim_end());
     }
-    let (reply, answer) = oneshot::channel();
     let config = loaded.config;
+    let before = status.borrow_and_update().generation;
     if director
-        .send(Command::Reload(Box::new(config.clone()), reply))
+        .send(Command::Reload(Box::new(config.clone())))
         .await
         .is_err()
     {
@@ -589,12 +607,17 @@ async fn reload(trigger: Trigger, path: PathBuf, director: mpsc::Sender<Command>
             result: Err(ReloadError::Director("the director is gone".into())),
         };
     }
-    let result = match answer.await {
-        Ok(Ok(())) => Ok(config),
-        Ok(Err(e)) => Err(ReloadError::Director(e)),
-        Err(_) => Err(ReloadError::Director(
-            "the director dropped the reload".into(),
-        )),
+    // Applied = the director counted one more configuration.
+    let applied = tokio::time::timeout(APPLY_DEADLINE, status.wait_for(|s| s.generation > before))
+        .await
+        .map(|r| r.map(drop));
+    let result = match applied {
+        Ok(Ok(_)) => Ok(config),
+        Ok(Err(_)) => Err(ReloadError::Director("the director is gone".into())),
+        Err(_) => Err(ReloadError::Director(format!(
+            "the director did not apply the new configuration within {} s",
+            APPLY_DEADLINE.as_secs()
+        ))),
     };
     ReloadDone { trigger, result }
 }
