@@ -4,6 +4,7 @@
 //! * [`Op`]: one mutating command as data; a reconcile computes a `Vec<Op>`.
 //! * [`Backend`]: what a kernel table offers; implemented by [`FakeKernel`] (in memory,
 //!   same errors as the kernel) and by the netlink client.
+//! * [`plan`]: desired vs actual → ordered ops, make-before-break (pure).
 //! * [`IpvsError`]: every failure, with [`IpvsError::errno`] and [`IpvsError::hint`].
 //!
 //! This module depends on nothing else in the crate.
@@ -13,6 +14,7 @@ pub mod error;
 pub mod fake;
 pub mod model;
 pub mod op;
+pub mod plan;
 
 pub use backend::{Backend, OpResults};
 pub use error::{IpvsError, Subject};
@@ -22,3 +24,4 @@ pub use model::{
     ServiceFlags, ServiceKey, Stats, Table, Timeouts, Tunnel, TunnelFlags, TunnelType,
 };
 pub use op::Op;
+pub use plan::{Desired, DesiredService, plan};
