@@ -282,13 +282,32 @@ fn render(event: &Event<'_>) -> String {
         Level::INFO => "",
         _ => "DEBUG: ",
     };
-    format!("{prefix}{}{}", visitor.message, visitor.fields)
+    format!("{prefix}{}", visitor.finish())
 }
 
 #[derive(Default)]
 struct LineVisitor {
     message: String,
-    fields: String,
+    pending: Vec<(String, String)>,
+}
+
+impl LineVisitor {
+    fn field(&mut self, name: &str, value: String) {
+        self.pending.push((name.to_owned(), value));
+    }
+
+    /// The message, then the fields whose value it does not already say (the director's
+    /// lines name virtual, real and reason in their text for the Perl-style logs, and carry
+    /// them as fields for the journal).
+    fn finish(self) -> String {
+        let mut line = self.message;
+        for (name, value) in self.pending {
+            if !line.contains(&value) {
+                let _ = write!(line, " {name}={}", quote(&value));
+            }
+        }
+        line
+    }
 }
 
 impl Visit for LineVisitor {
@@ -296,20 +315,21 @@ impl Visit for LineVisitor {
         if field.name() == "message" {
             self.message.push_str(value);
         } else {
-            let _ = write!(self.fields, " {}={}", field.name(), quote(value));
+            self.field(field.name(), value.to_owned());
         }
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        let text = format!("{value:.3}");
+        let text = text.trim_end_matches('0').trim_end_matches('.').to_owned();
+        self.field(field.name(), text);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if field.name() == "message" {
             let _ = write!(self.message, "{value:?}");
         } else {
-            let _ = write!(
-                self.fields,
-                " {}={}",
-                field.name(),
-                quote(&format!("{value:?}"))
-            );
+            self.field(field.name(), format!("{value:?}"));
         }
     }
 }
@@ -436,6 +456,11 @@ mod tests {
                 reason = "connect refused",
                 "Deleted real server"
             );
+            tracing::info!(
+                real = "10.0.0.11:80",
+                latency_ms = 0.25001,
+                "Deleted real server: 10.0.0.11:80"
+            );
             tracing::debug!("not shown");
             tracing::warn!("careful");
         });
@@ -448,6 +473,7 @@ mod tests {
             lines,
             [
                 "Deleted real server real=10.0.0.11:80 reason=\"connect refused\"",
+                "Deleted real server: 10.0.0.11:80 latency_ms=0.25",
                 "warning: careful"
             ]
         );

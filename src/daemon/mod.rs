@@ -10,7 +10,6 @@
 pub mod autoreload;
 pub mod control;
 pub mod detach;
-pub mod engine;
 pub mod logging;
 pub mod notify;
 pub mod pidfile;

@@ -18,13 +18,13 @@ use tokio::task::JoinHandle;
 use super::autoreload::{self, ConfigWatch};
 use super::control::{ControlServer, Incoming, Request, Response};
 use super::detach::ReadyNotifier;
-use super::engine::{self, Command, Status};
 use super::logging::{self, LogHandle, Mode, Sink};
 use super::notify;
 use super::pidfile::{PidFile, PidFileError, PidLock};
 use super::signals::{SignalEvent, Signals};
 use super::status::{DaemonStatus, Phase, ReloadOutcome, now_rfc3339};
 use crate::config::{self, Config, ConfigError, Loaded};
+use crate::director::{self, Command, Status};
 use crate::ipvs::{Backend, FakeKernel};
 
 /// Where the pid file and control socket of a configuration name live.
@@ -234,7 +234,7 @@ fn spawn_director<B: Backend + 'static>(
     status: watch::Sender<Status>,
 ) -> DirectorTask {
     tokio::spawn(async move {
-        engine::run(config, backend, commands, status)
+        director::run(config, backend, commands, status)
             .await
             .map_err(|e| e.to_string())
     })
