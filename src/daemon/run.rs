@@ -224,7 +224,13 @@ async fn start_director(
         tracing::warn!("{BACKEND_ENV}=fake: using an in-memory kernel, not IPVS");
         return Ok(spawn_director(config, FakeKernel::new(), commands, status));
     }
-    Err("cannot open IPVS: the netlink client is not built in yet".to_owned())
+    match crate::ipvs::IpvsClient::connect().await {
+        Ok(client) => Ok(spawn_director(config, client, commands, status)),
+        Err(e) => Err(match e.hint() {
+            Some(hint) => format!("cannot open IPVS: {e} ({hint})"),
+            None => format!("cannot open IPVS: {e}"),
+        }),
+    }
 }
 
 fn spawn_director<B: Backend + 'static>(
