@@ -358,7 +358,6 @@ fn debug_mode_stays_in_the_foreground_and_logs_to_stderr() {
     assert_eq!(site.pid(), pid, "the foreground process is the daemon");
     assert_eq!(code(&site.run("stop", &[])), 0);
     let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
     let mut err = String::new();
     use std::io::Read as _;
     child
@@ -367,6 +366,7 @@ fn debug_mode_stays_in_the_foreground_and_logs_to_stderr() {
         .unwrap()
         .read_to_string(&mut err)
         .unwrap();
+    assert!(status.success(), "{status:?}: {err}");
     assert!(err.contains("Starting Linux Director Daemon"), "{err}");
     assert!(err.contains("terminated on signal: TERM"), "{err}");
     assert!(!err.contains('|'), "no file prefix on stderr: {err}");
@@ -425,4 +425,27 @@ fn missing_config_and_usage() {
         .output()
         .unwrap();
     assert_eq!(code(&o), 3, "{o:?}");
+}
+
+#[test]
+fn a_failed_start_says_why_and_leaves_nothing_behind() {
+    let site = Site::new();
+    let config = site.config();
+    let o = site
+        .command(&[config.to_str().unwrap(), "start"])
+        .env("LDIRECTORD_RUNDIR", site.path("missing-dir"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1, "{o:?}");
+    assert!(
+        stderr(&o).contains("cannot open pid file"),
+        "the daemon's reason reaches the foreground: {o:?}"
+    );
+    assert!(site.log().contains("cannot open pid file"), "and the log");
+    let leftovers: Vec<_> = std::fs::read_dir(site.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with("ldirectord.web"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

@@ -139,6 +139,16 @@ async fn serve(
         tracing::warn!("{}", w.to_string().trim_end());
     }
 
+    // Before the pid file: once `status` can see us, a TERM must mean "stop cleanly",
+    // not the default action.
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            let reason = format!("cannot install signal handlers: {e}");
+            return (fail(&mut notifier, &reason), None);
+        }
+    };
+
     // A second daemon for this name must stop here, whatever the mode.
     let pid_lock = match PidFile::new(&options.paths.pid_file).acquire() {
         Ok(lock) => Some(lock),
@@ -158,7 +168,10 @@ async fn serve(
     let control = match ControlServer::bind(&options.paths.socket) {
         Ok(server) => {
             let path = server.path().to_owned();
-            Some((tokio::spawn(server.serve(control_tx)), path))
+            Some(ServingSocket {
+                task: tokio::spawn(server.serve(control_tx)),
+                path,
+            })
         }
         Err(e) if options.mode == Mode::Daemon => {
             return (fail(&mut notifier, &e.to_string()), pid_lock);
@@ -166,14 +179,6 @@ async fn serve(
         Err(e) => {
             tracing::warn!("{e}; `ldirectord status` will not show details");
             None
-        }
-    };
-
-    let signals = match Signals::install() {
-        Ok(s) => s,
-        Err(e) => {
-            let reason = format!("cannot install signal handlers: {e}");
-            return (fail(&mut notifier, &reason), pid_lock);
         }
     };
 
@@ -205,11 +210,22 @@ async fn serve(
         reload_again: None,
     };
     let code = daemon.main(&mut notifier).await;
-    if let Some((task, path)) = control {
-        task.abort();
-        let _ = std::fs::remove_file(path);
-    }
+    drop(control);
     (code, pid_lock)
+}
+
+/// The control socket being served: stops serving and deletes the file when dropped, so
+/// that every way out of start-up or the main loop cleans it up.
+struct ServingSocket {
+    task: JoinHandle<()>,
+    path: PathBuf,
+}
+
+impl Drop for ServingSocket {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 type DirectorTask = JoinHandle<Result<(), String>>;
@@ -305,9 +321,18 @@ impl Daemon {
         let mut ready_rx = self.status_rx.clone();
         // (`wait_for` hands back a read guard of the channel: drop it at once, or the
         // director could never publish again.)
-        let first = tokio::time::timeout(READY_DEADLINE, ready_rx.wait_for(|s| s.ready))
-            .await
-            .map(|r| r.map(drop));
+        let first = tokio::select! {
+            first = tokio::time::timeout(READY_DEADLINE, ready_rx.wait_for(|s| s.ready)) => {
+                first.map(|r| r.map(drop))
+            }
+            // Stopped while starting: still a clean stop (cleanstop, pid file).
+            SignalEvent::Stop(name) = stop_again(&mut self.signals) => {
+                if let Some(n) = notifier.as_mut() {
+                    n.failed(&format!("stopped by SIG{name} while starting"));
+                }
+                return self.stop(name).await;
+            }
+        };
         match first {
             Ok(Ok(_)) => {}
             Ok(Err(_)) => {
