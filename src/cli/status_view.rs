@@ -170,7 +170,8 @@ fn reason(real: &Value) -> String {
 fn health(real: &Value) -> String {
     let mut h = field(real, &["health", "state"]);
     let failures = real.get("failures").and_then(Value::as_u64).unwrap_or(0);
-    if failures > 0 {
+    // Soft failures: an up real counting towards failurecount.
+    if failures > 0 && h == "up" {
         let of = real
             .get("failurecount")
             .and_then(Value::as_u64)

@@ -49,10 +49,13 @@ wait_table() {  # wait_table REGEX: until the table matches
   return 1
 }
 cleanup() {
-  [[ -n ${WATCH:-} ]] && kill "$WATCH" 2>/dev/null
-  [[ -n ${TAIL:-} ]] && kill "$TAIL" 2>/dev/null
-  "$LD" "$CONF" stop > /dev/null 2>&1 || true
-  $TOPOLOGY down > /dev/null 2>&1 || true
+  local status=$?
+  set +e
+  [[ -n ${WATCH:-} ]] && kill "$WATCH" 2> /dev/null
+  [[ -n ${TAIL:-} ]] && kill "$TAIL" 2> /dev/null
+  "$LD" "$CONF" stop > /dev/null 2>&1
+  $TOPOLOGY down > /dev/null 2>&1
+  exit "$status"
 }
 trap cleanup EXIT
 
@@ -61,8 +64,8 @@ $TOPOLOGY up --mode dr --reals 2 > /dev/null
 . /run/topology/env
 $TOPOLOGY start-http fallback
 cat > "$CONF" <<EOF
-checkinterval=1
-checktimeout=1
+checkinterval=2
+checktimeout=3
 logfile="$WORK/ldirectord.log"
 quiescent=no
 virtual=$VIP:80
@@ -76,7 +79,7 @@ virtual=$VIP:80
 EOF
 : > "$WORK/ldirectord.log"
 echo "director 10.0.0.1, VIP $VIP:80 (direct routing), rs1 10.0.0.11, rs2 10.0.0.12,"
-echo "fallback: the director's own web server on 127.0.0.1:80; checks every 1 s, timeout 1 s"
+echo "fallback: the director's own web server on 127.0.0.1:80; checks every 2 s, timeout 3 s"
 echo
 
 (
