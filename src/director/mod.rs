@@ -44,6 +44,7 @@
 //!   health changes and every `checkinterval` (drift repair), read back and verify.
 //! * [`effects`]/[`alerts`]: mail, `fallbackcommand` (no shell), monitor file; never fatal.
 //! * [`maintenance`]: the maintenance directory, names looked up in the background.
+//! * [`preview`]: what a start or reload would change, changing nothing (`ldirectord plan`).
 //! * [`checks`]: the seam to the check engine: [`HealthChecks`] in, [`Observation`] out.
 //! * [`check_spec`]: the pure mapping of the configuration to a check (Perl `ld_setup`).
 
@@ -56,6 +57,7 @@ pub mod effects;
 mod error;
 pub mod layout;
 pub mod maintenance;
+pub mod preview;
 mod run;
 pub mod state;
 pub mod status;

@@ -25,6 +25,7 @@ use super::effects::{AlertKind, Change, Effects};
 use super::error::DirectorError;
 use super::layout::{Layout, Role};
 use super::maintenance::{Maintenance, ReverseLookup, SystemLookup};
+use super::preview::preview_reload;
 use super::state::{Adopted, Health, Input, RealState, Step, Verdict};
 use super::status::{
     Clock, FallbackStatus, KernelStatus, Phase, RealStatus, Status, VirtualStatus,
@@ -41,6 +42,9 @@ pub async fn run<B: Backend>(
 ) -> Result<(), DirectorError> {
     Director::new(config, backend).run(commands, status).await
 }
+
+/// A failing op is logged as an error again after this many passes.
+const REPEAT_LOG_EVERY: u32 = 60;
 
 /// Why a reconcile runs: it decides how a change is logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +83,9 @@ pub struct Director<B> {
     kernel_weights: HashMap<ServiceKey, HashMap<DestKey, i32>>,
     /// The last apply left something undone; the next timer pass retries it.
     retrying: bool,
+    /// Ops that failed at the last apply, with how many times in a row: a failure is
+    /// logged as an error the first time and every [`REPEAT_LOG_EVERY`] times after.
+    failing: HashMap<String, u32>,
     dirty: bool,
 }
 
@@ -108,6 +115,7 @@ impl<B: Backend> Director<B> {
             kernel: KernelStatus::default(),
             kernel_weights: HashMap::new(),
             retrying: false,
+            failing: HashMap::new(),
             dirty: false,
         }
     }
@@ -162,6 +170,9 @@ impl<B: Backend> Director<B> {
                         tracing::warn!(error = %error, "reload failed; the running configuration stays in effect");
                         self.reload_error = Some(error);
                     }
+                    Some(Command::Plan { config, reply }) => {
+                        let _ = reply.send(self.preview_reload(&config).await);
+                    }
                     Some(Command::Stop) | None => break,
                 },
                 received = recv_some(&mut observations) => {
@@ -205,10 +216,19 @@ impl<B: Backend> Director<B> {
             .read_managed()
             .await
             .map_err(|source| DirectorError::Kernel { source })?;
-        self.states = adopt(&self.config, &self.layout, &actual, None, Instant::now());
+        self.states = adopt(
+            &self.config,
+            &self.layout,
+            &weights(&actual),
+            None,
+            Instant::now(),
+        );
         self.resolve_names();
         self.set_checks();
         self.reconcile_with(Trigger::Start, Some(actual)).await;
+        // Ready once the first pass is done, even if some op was refused: the daemon
+        // runs (as Perl does), and the status says what is missing.
+        self.ready = true;
         self.generation = 1;
         self.leave_starting();
         Ok(())
@@ -229,22 +249,25 @@ impl<B: Backend> Director<B> {
             .retain(|k, _| keep.contains(&k.canonical()));
         self.maintenance = Maintenance::new(config.global.maintenancedir.clone());
         let actual = match self.read_managed_for(&layout).await {
-            Ok(table) => table,
+            Ok(table) => Some(table),
             Err(e) => {
-                // Without the table, new reals cannot be adopted; treat them as absent
-                // (the safe side: nothing is added before a check says so).
-                tracing::warn!(error = %e, "cannot read the IPVS table during reload");
-                Table::default()
+                // New reals are adopted from the table as last read instead: taking them
+                // for absent could delete servers that carry traffic.
+                tracing::warn!(error = %e, "cannot read the IPVS table during reload; using the last reading");
+                None
             }
         };
+        let found = actual
+            .as_ref()
+            .map_or_else(|| self.kernel_weights.clone(), weights);
         let old = (&self.layout, self.states.as_slice());
-        let states = adopt(&config, &layout, &actual, Some(old), Instant::now());
+        let states = adopt(&config, &layout, &found, Some(old), Instant::now());
         self.config = Arc::new(config);
         self.layout = layout;
         self.states = states;
         self.resolve_names();
         self.set_checks();
-        self.reconcile_with(Trigger::Reload, Some(actual)).await;
+        self.reconcile_with(Trigger::Reload, actual).await;
         self.generation += 1;
         self.reload_error = None;
         self.phase = if previous == Phase::Starting {
@@ -258,6 +281,20 @@ impl<B: Backend> Director<B> {
             virtuals = self.layout.virtuals.len(),
             "configuration reloaded"
         );
+    }
+
+    async fn preview_reload(&mut self, config: &Config) -> Result<Vec<Op>, String> {
+        let layout = Layout::new(config);
+        let actual = self
+            .read_managed_for(&layout)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(preview_reload(
+            config,
+            (&self.layout, &self.states),
+            &self.retired,
+            &actual,
+        ))
     }
 
     async fn stop(&mut self) {
@@ -365,30 +402,33 @@ impl<B: Backend> Director<B> {
         match step {
             Step::Unchanged => {}
             Step::SoftFailure { count, of } => tracing::info!(
-                virtual_server = %v.id, real = %real, reason = %reason,
+                "virtual" = %v.id, real = %real, reason = reason.as_deref(),
                 "Soft failure real server: {real} ({}) failure {count}/{of}", v.id
             ),
             Step::Reset { .. } => tracing::info!(
-                virtual_server = %v.id, real = %real,
+                "virtual" = %v.id, real = %real,
                 "Resetting soft failure count: {real} ({})", v.id
             ),
             Step::Changed { from, to, reset } => {
                 if reset.is_some() {
                     tracing::info!(
-                        virtual_server = %v.id, real = %real,
+                        "virtual" = %v.id, real = %real,
                         "Resetting soft failure count: {real} ({})", v.id
                     );
                 }
                 tracing::info!(
-                    virtual_server = %v.id,
+                    "virtual" = %v.id,
                     real = %real,
                     from = from.name(),
                     to = to.name(),
-                    reason = %reason,
+                    reason = reason.as_deref(),
                     "real server {real} ({}) is {}{}",
                     v.id,
                     to.name(),
-                    if reason.is_empty() || *to == Health::Up { String::new() } else { format!(": {reason}") }
+                    match (&reason, to) {
+                        (Some(reason), Health::Down) => format!(": {reason}"),
+                        _ => String::new(),
+                    }
                 );
             }
         }
@@ -401,6 +441,8 @@ impl<B: Backend> Director<B> {
     /// One reconcile pass; `known` is a table read a moment ago by the caller.
     async fn reconcile_with(&mut self, trigger: Trigger, known: Option<Table>) {
         self.dirty = false;
+        // Health alone decides these; a kernel that cannot be read must not delay them.
+        self.run_fallback_commands();
         let actual = match known {
             Some(table) => table,
             None => match self.read_managed().await {
@@ -415,7 +457,6 @@ impl<B: Backend> Director<B> {
             },
         };
         let want = desired(&self.config, &self.layout, &self.states, &self.retired);
-        self.run_fallback_commands();
         let ops = plan(&want, &actual);
         if ops.is_empty() {
             self.synced(&actual, 0);
@@ -427,10 +468,9 @@ impl<B: Backend> Director<B> {
                 "the IPVS table was changed behind ldirectord's back; repairing"
             );
         }
-        let purge = if trigger == Trigger::Timer {
-            "drift"
-        } else {
-            "start"
+        let purge = match trigger {
+            Trigger::Start | Trigger::Reload => "start",
+            Trigger::Health | Trigger::Timer => "drift",
         };
         self.apply(&ops, &actual, trigger, purge).await;
         match self.read_managed().await {
@@ -461,23 +501,13 @@ impl<B: Backend> Director<B> {
     }
 
     fn synced(&mut self, table: &Table, pending: usize) {
-        self.kernel_weights = table
-            .services
-            .iter()
-            .map(|(s, dests)| {
-                (
-                    s.key.canonical(),
-                    dests.iter().map(|d| (d.key(), d.weight)).collect(),
-                )
-            })
-            .collect();
+        self.kernel_weights = weights(table);
         self.kernel.in_sync = pending == 0;
         self.kernel.pending_changes = pending;
         self.retrying = pending > 0;
         if pending == 0 {
             self.kernel.last_sync = Some(self.clock.rfc3339(Instant::now()));
             self.kernel.last_error = None;
-            self.ready = true;
         }
     }
 
@@ -495,23 +525,27 @@ impl<B: Backend> Director<B> {
                 return;
             }
         };
+        let mut failing = HashMap::new();
         for (op, result) in ops.iter().zip(results) {
             match result {
                 Ok(()) => self.log_op(op, actual, trigger, purge),
                 Err(e) => {
+                    let text = op.to_string();
+                    let times = self.failing.get(&text).copied().unwrap_or(0) + 1;
                     let errno = e.errno().unwrap_or(0);
-                    tracing::error!(
-                        op = %op,
-                        errno,
-                        error = %e,
-                        hint = e.hint().unwrap_or(""),
-                        "IPVS change failed; retrying at the next pass"
-                    );
-                    self.kernel.last_error = Some(format!("{op}: {e}"));
+                    let hint = e.hint().unwrap_or("");
+                    if times == 1 || times.is_multiple_of(REPEAT_LOG_EVERY) {
+                        tracing::error!(op = %text, errno, error = %e, hint, times, "IPVS change failed; retrying at the next pass");
+                    } else {
+                        tracing::debug!(op = %text, errno, error = %e, times, "IPVS change failed again");
+                    }
+                    self.kernel.last_error = Some(format!("{text}: {e} (errno {errno})"));
                     self.retrying = true;
+                    failing.insert(text, times);
                 }
             }
         }
+        self.failing = failing;
     }
 
     /// The Perl log line of an applied op, and its alert.
@@ -547,7 +581,7 @@ impl<B: Backend> Director<B> {
                         .unwrap_or_default();
                     for d in dests {
                         let text = format!("Purged real server ({purge}): {d} ({vname})");
-                        tracing::info!(virtual_server = %vid, real = %d, "{text}");
+                        tracing::info!("virtual" = %vid, real = %d, "{text}");
                         if let Some(vi) = vi {
                             let change = Change {
                                 virtual_server: &self.config.virtuals[vi],
@@ -562,7 +596,7 @@ impl<B: Backend> Director<B> {
                     format!("Purged virtual server ({purge}): {vname}")
                 }
             };
-            tracing::info!(virtual_server = %vid, "{text}");
+            tracing::info!("virtual" = %vid, "{text}");
             return;
         };
         let role = self.layout.role(&service, &dest);
@@ -605,22 +639,24 @@ impl<B: Backend> Director<B> {
                 virtual_index,
                 real_index,
             }) => down_reason(&self.states[virtual_index][real_index]),
-            _ => String::new(),
+            _ => None,
         };
         if trigger == Trigger::Timer && !self.retrying {
             tracing::warn!(
-                virtual_server = %vid, real = %dest, reason = "drift",
+                "virtual" = %vid, real = %dest, reason = "drift",
                 "{text} (repairing a change made behind ldirectord's back)"
             );
         } else {
-            tracing::info!(virtual_server = %vid, real = %dest, reason = %reason, "{text}");
+            tracing::info!("virtual" = %vid, real = %dest, reason = reason.as_deref(), "{text}");
         }
         if let Some(vi) = vi {
+            // Perl mails a re-added quiesced server as plain "Quiescent …".
+            let subject = text.strip_prefix("Readd ").unwrap_or(&text);
             let change = Change {
                 virtual_server: &self.config.virtuals[vi],
                 vname: &vname,
                 real: dest,
-                text: &text,
+                text: subject,
                 kind: alert,
             };
             self.effects.alert(&change, self.phase);
@@ -733,10 +769,10 @@ impl<B: Backend> Director<B> {
 }
 
 /// The reason of the last down verdict, for log fields; empty after an up verdict.
-fn down_reason(state: &RealState) -> String {
+fn down_reason(state: &RealState) -> Option<String> {
     match state.last.as_ref().map(|(_, p)| &p.verdict) {
-        Some(Verdict::Down(reason)) => reason.to_string(),
-        _ => String::new(),
+        Some(Verdict::Down(reason)) => Some(reason.to_string()),
+        _ => None,
     }
 }
 
@@ -766,16 +802,11 @@ pub(crate) async fn read_services<B: Backend>(
     Ok(table)
 }
 
-/// The health of every real of `layout`: carried over from `old` where the real and its
-/// check are unchanged, otherwise taken over from the kernel table.
-pub(crate) fn adopt(
-    config: &Config,
-    layout: &Layout,
-    actual: &Table,
-    old: Option<(&Layout, &[Vec<RealState>])>,
-    now: Instant,
-) -> Vec<Vec<RealState>> {
-    let kernel: HashMap<ServiceKey, HashMap<DestKey, i32>> = actual
+/// Destination weights per service, as last read from the kernel.
+pub(crate) type Weights = HashMap<ServiceKey, HashMap<DestKey, i32>>;
+
+pub(crate) fn weights(table: &Table) -> Weights {
+    table
         .services
         .iter()
         .map(|(s, dests)| {
@@ -784,7 +815,18 @@ pub(crate) fn adopt(
                 dests.iter().map(|d| (d.key(), d.weight)).collect(),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// The health of every real of `layout`: carried over from `old` where the real and its
+/// check are unchanged, otherwise taken over from the kernel table.
+pub(crate) fn adopt(
+    config: &Config,
+    layout: &Layout,
+    kernel: &Weights,
+    old: Option<(&Layout, &[Vec<RealState>])>,
+    now: Instant,
+) -> Vec<Vec<RealState>> {
     layout
         .virtuals
         .iter()
