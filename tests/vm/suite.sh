@@ -4,7 +4,7 @@
 # On the host: builds the ldirectord binary and the kernel test binaries (tests/kernel*.rs)
 # with cargo — programs run about 10x slower in the VM — then boots the VM once (vm.sh) and,
 # inside it as root, runs one after the other:
-#   * every kernel test binary with --ignored --test-threads=1 (their tests are
+#   * every kernel test binary with --ignored --test-threads=1 --nocapture (their tests are
 #     #[ignore]d so that a plain `cargo test` never touches a host's IPVS table);
 #   * every script suite tests/vm/suites/*.sh (see lib.sh).
 # --only REGEX keeps the items whose name matches. Each item must leave the VM clean (empty
@@ -34,7 +34,7 @@ in_vm() {
     echo
     echo "=== $name"
     t=$(now)
-    local -a run=("$item" --ignored --test-threads=1)
+    local -a run=("$item" --ignored --test-threads=1 --nocapture)
     [[ $item == *.sh ]] && run=(bash "$item")
     set +e
     timeout "$ITEM_TIMEOUT" "${run[@]}" 2>&1 | tee "$log"
