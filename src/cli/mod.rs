@@ -5,6 +5,7 @@
 //! non-option word decides: one of [`EXTRA_COMMANDS`] goes to its own clap parser, anything
 //! else goes to the legacy parser in [`legacy`].
 
+pub mod check;
 pub mod exit;
 pub mod legacy;
 
@@ -30,6 +31,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         .collect();
     let rest = args.get(1..).unwrap_or_default();
     match rest.iter().find(|a| !a.starts_with('-')) {
+        Some(word) if word == "check" => check::run(rest),
         Some(word) if EXTRA_COMMANDS.contains(&word.as_str()) => exit::not_implemented(word),
         _ => legacy::run(rest),
     }
