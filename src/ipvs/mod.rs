@@ -4,6 +4,7 @@
 //! * [`Op`]: one mutating command as data; a reconcile computes a `Vec<Op>`.
 //! * [`Backend`]: what a kernel table offers; implemented by [`IpvsClient`] (netlink) and
 //!   [`FakeKernel`] (in memory, same errors as the kernel).
+//! * [`plan`]: desired vs actual → ordered ops, make-before-break (pure).
 //! * [`IpvsError`]: every failure, with [`IpvsError::errno`] and [`IpvsError::hint`].
 //! * Wire layers, all without I/O: [`codec`] (attributes and messages of the `IPVS`
 //!   family), [`convert`] (model ⇄ attributes, one request per command), [`ctrl`] (family
@@ -21,6 +22,7 @@ pub mod exchange;
 pub mod fake;
 pub mod model;
 pub mod op;
+pub mod plan;
 
 pub use backend::{Backend, OpResults};
 pub use client::{ClientOptions, IpvsClient};
@@ -31,3 +33,4 @@ pub use model::{
     ServiceFlags, ServiceKey, Stats, Table, Timeouts, Tunnel, TunnelFlags, TunnelType,
 };
 pub use op::Op;
+pub use plan::{Desired, DesiredService, plan};

@@ -1,0 +1,832 @@
+//! The director's run loop: observations in, kernel table out.
+//!
+//! Start: read the managed part of the kernel table and ADOPT it (each real server keeps
+//! what the kernel has until its first check answers), then reconcile. After that, every
+//! batch of check results that changes a real server's health reconciles at once, and a
+//! timer reconciles every `checkinterval` to repair entries changed behind the director's
+//! back. A reconcile is: read → `desired` → `plan` → apply (one batch) → read back → verify.
+//! A failed op is logged with its errno and retried at the next reconcile; nothing is
+//! ever flushed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::config::{CheckType, Config};
+use crate::ipvs::{Backend, DestKey, IpvsError, Op, ServiceKey, Table, plan};
+
+use super::checks::{EngineChecks, HealthChecks, Observation, WantedCheck};
+use super::command::Command;
+use super::desired::{FallbackNeed, desired};
+use super::effects::{AlertKind, Change, Effects};
+use super::error::DirectorError;
+use super::layout::{Layout, Role};
+use super::maintenance::{Maintenance, ReverseLookup, SystemLookup};
+use super::state::{Adopted, Health, Input, RealState, Step, Verdict};
+use super::status::{
+    Clock, FallbackStatus, KernelStatus, Phase, RealStatus, Status, VirtualStatus,
+};
+use crate::check::{Engine, Jitter};
+
+/// Runs `config` against `backend` until [`Command::Stop`] (or until `commands` closes),
+/// publishing a [`Status`] after every change. See the module doc of [`super`].
+pub async fn run<B: Backend>(
+    config: Config,
+    backend: B,
+    commands: mpsc::Receiver<Command>,
+    status: watch::Sender<Status>,
+) -> Result<(), DirectorError> {
+    Director::new(config, backend).run(commands, status).await
+}
+
+/// Why a reconcile runs: it decides how a change is logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    Start,
+    Reload,
+    Health,
+    /// The periodic pass: anything to do was changed behind the director's back (or is
+    /// a retry of a failed op).
+    Timer,
+}
+
+/// The director: owns the health state and drives the kernel table.
+pub struct Director<B> {
+    backend: B,
+    config: Arc<Config>,
+    layout: Layout,
+    /// `states[v][r]`: real `r` of virtual `v`.
+    states: Vec<Vec<RealState>>,
+    /// Services of earlier configurations still to delete.
+    retired: Vec<ServiceKey>,
+    /// The last `fallbackcommand` argument run per service.
+    fallback_commands: HashMap<ServiceKey, &'static str>,
+    checks: Box<dyn HealthChecks>,
+    observations: Option<mpsc::Receiver<Observation>>,
+    effects: Effects,
+    maintenance: Maintenance,
+    lookup: Arc<dyn ReverseLookup>,
+    clock: Clock,
+    phase: Phase,
+    ready: bool,
+    generation: u64,
+    reload_error: Option<String>,
+    kernel: KernelStatus,
+    /// Weights in the kernel at the last read, per managed service.
+    kernel_weights: HashMap<ServiceKey, HashMap<DestKey, i32>>,
+    /// The last apply left something undone; the next timer pass retries it.
+    retrying: bool,
+    dirty: bool,
+}
+
+impl<B: Backend> Director<B> {
+    /// A director whose real servers are checked by the check engine
+    /// ([`EngineChecks`]); [`Director::with_checks`] replaces it.
+    pub fn new(config: Config, backend: B) -> Director<B> {
+        let layout = Layout::new(&config);
+        let (checks, observations) = EngineChecks::new(Engine::default(), Jitter::default());
+        Director {
+            backend,
+            maintenance: Maintenance::new(config.global.maintenancedir.clone()),
+            lookup: Arc::new(SystemLookup),
+            config: Arc::new(config),
+            layout,
+            states: Vec::new(),
+            retired: Vec::new(),
+            fallback_commands: HashMap::new(),
+            checks: Box::new(checks),
+            observations: Some(observations),
+            effects: Effects::default(),
+            clock: Clock::now(),
+            phase: Phase::Starting,
+            ready: false,
+            generation: 0,
+            reload_error: None,
+            kernel: KernelStatus::default(),
+            kernel_weights: HashMap::new(),
+            retrying: false,
+            dirty: false,
+        }
+    }
+
+    /// Health checks come from `checks`, which sends its results to `observations`.
+    pub fn with_checks(
+        mut self,
+        checks: impl HealthChecks,
+        observations: mpsc::Receiver<Observation>,
+    ) -> Director<B> {
+        self.checks = Box::new(checks);
+        self.observations = Some(observations);
+        self
+    }
+
+    /// Side effects (mail, `fallbackcommand`, monitor file) go through `effects`.
+    pub fn with_effects(mut self, effects: Effects) -> Director<B> {
+        self.effects = effects;
+        self
+    }
+
+    /// Names of real servers for the maintenance directory come from `lookup`.
+    pub fn with_reverse_lookup(mut self, lookup: Arc<dyn ReverseLookup>) -> Director<B> {
+        self.lookup = lookup;
+        self
+    }
+
+    /// Status times are computed against `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Director<B> {
+        self.clock = clock;
+        self
+    }
+
+    /// Runs until [`Command::Stop`] or until `commands` closes (treated the same).
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        status: watch::Sender<Status>,
+    ) -> Result<(), DirectorError> {
+        self.start().await?;
+        status.send_replace(self.snapshot());
+        let mut timer = self.timer();
+        let mut observations = self.observations.take();
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Reload(config)) => {
+                        self.reload(*config).await;
+                        timer = self.timer();
+                    }
+                    Some(Command::ReloadFailed(error)) => {
+                        tracing::warn!(error = %error, "reload failed; the running configuration stays in effect");
+                        self.reload_error = Some(error);
+                    }
+                    Some(Command::Stop) | None => break,
+                },
+                received = recv_some(&mut observations) => {
+                    match received {
+                        Some(first) => {
+                            self.observe(first);
+                            // Drain what is already queued so that one reconcile (one
+                            // batch to the kernel) serves all of it.
+                            while let Some(more) = observations.as_mut().and_then(|rx| rx.try_recv().ok()) {
+                                self.observe(more);
+                            }
+                            if self.dirty {
+                                self.reconcile(Trigger::Health).await;
+                            }
+                            self.leave_starting();
+                        }
+                        None => observations = None,
+                    }
+                },
+                _ = timer.tick() => {
+                    self.reconcile(Trigger::Timer).await;
+                    self.effects.resend_due(self.phase);
+                }
+            }
+            status.send_replace(self.snapshot());
+        }
+        self.stop().await;
+        status.send_replace(self.snapshot());
+        Ok(())
+    }
+
+    fn timer(&self) -> tokio::time::Interval {
+        let period = self.config.global.checkinterval.max(Duration::from_secs(1));
+        let mut timer = tokio::time::interval_at(Instant::now() + period, period);
+        timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        timer
+    }
+
+    async fn start(&mut self) -> Result<(), DirectorError> {
+        let actual = self
+            .read_managed()
+            .await
+            .map_err(|source| DirectorError::Kernel { source })?;
+        self.states = adopt(&self.config, &self.layout, &actual, None, Instant::now());
+        self.resolve_names();
+        self.set_checks();
+        self.reconcile_with(Trigger::Start, Some(actual)).await;
+        self.generation = 1;
+        self.leave_starting();
+        Ok(())
+    }
+
+    async fn reload(&mut self, config: Config) {
+        let previous = self.phase;
+        self.phase = Phase::Reloading;
+        let layout = Layout::new(&config);
+        let keep: HashSet<ServiceKey> = layout.service_keys().map(|k| k.canonical()).collect();
+        for key in self.layout.service_keys() {
+            if !keep.contains(&key.canonical()) && !self.retired.contains(&key) {
+                self.retired.push(key);
+            }
+        }
+        self.retired.retain(|k| !keep.contains(&k.canonical()));
+        self.fallback_commands
+            .retain(|k, _| keep.contains(&k.canonical()));
+        self.maintenance = Maintenance::new(config.global.maintenancedir.clone());
+        let actual = match self.read_managed_for(&layout).await {
+            Ok(table) => table,
+            Err(e) => {
+                // Without the table, new reals cannot be adopted; treat them as absent
+                // (the safe side: nothing is added before a check says so).
+                tracing::warn!(error = %e, "cannot read the IPVS table during reload");
+                Table::default()
+            }
+        };
+        let old = (&self.layout, self.states.as_slice());
+        let states = adopt(&config, &layout, &actual, Some(old), Instant::now());
+        self.config = Arc::new(config);
+        self.layout = layout;
+        self.states = states;
+        self.resolve_names();
+        self.set_checks();
+        self.reconcile_with(Trigger::Reload, Some(actual)).await;
+        self.generation += 1;
+        self.reload_error = None;
+        self.phase = if previous == Phase::Starting {
+            Phase::Starting
+        } else {
+            Phase::Running
+        };
+        self.leave_starting();
+        tracing::info!(
+            file = %self.config.file.display(),
+            virtuals = self.layout.virtuals.len(),
+            "configuration reloaded"
+        );
+    }
+
+    async fn stop(&mut self) {
+        self.phase = Phase::Stopping;
+        self.checks.set(&[]);
+        let clean: Vec<ServiceKey> = self
+            .layout
+            .virtuals
+            .iter()
+            .enumerate()
+            .filter(|(vi, _)| self.layout.owns_service(*vi))
+            .filter(|(vi, _)| self.config.virtuals.get(*vi).is_some_and(|v| v.cleanstop))
+            .map(|(_, v)| v.key)
+            .collect();
+        if !clean.is_empty() {
+            match self.read_managed().await {
+                Ok(actual) => {
+                    let ops: Vec<Op> = actual
+                        .services
+                        .iter()
+                        .filter(|(s, _)| clean.contains(&s.key))
+                        .map(|(s, _)| Op::DelService(s.key))
+                        .collect();
+                    self.apply(&ops, &actual, Trigger::Start, "stop").await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the IPVS table to clean up at stop")
+                }
+            }
+        }
+        self.effects.finish().await;
+        self.phase = Phase::Stopped;
+    }
+
+    fn resolve_names(&mut self) {
+        let addrs = self
+            .config
+            .virtuals
+            .iter()
+            .flat_map(|v| v.reals.iter().map(|r| r.addr))
+            .collect();
+        self.maintenance.resolve(addrs, self.lookup.clone());
+    }
+
+    fn set_checks(&mut self) {
+        let mut wanted = Vec::new();
+        for (vi, v) in self.layout.virtuals.iter().enumerate() {
+            let Some(cv) = self.config.virtuals.get(vi) else {
+                continue;
+            };
+            for (ri, r) in v.reals.iter().enumerate() {
+                if let Some(real) = cv.reals.get(ri) {
+                    wanted.push(WantedCheck {
+                        id: r.id,
+                        virtual_server: cv,
+                        real,
+                    });
+                }
+            }
+        }
+        self.checks.set(&wanted);
+    }
+
+    fn leave_starting(&mut self) {
+        let pending = self
+            .states
+            .iter()
+            .flatten()
+            .any(|s| matches!(s.health, Health::Pending(_)));
+        if self.phase == Phase::Starting && !pending {
+            self.phase = Phase::Running;
+        }
+    }
+
+    /// Applies one check result to every real that shares it.
+    fn observe(&mut self, observation: Observation) {
+        let now = Instant::now();
+        for id in observation.reals.iter() {
+            let places = self.layout.reals(id).to_vec();
+            for (vi, ri) in places {
+                let Some(cv) = self.config.virtuals.get(vi) else {
+                    continue;
+                };
+                let input = if self.maintenance.is_set() && self.maintenance.covers(&cv.reals[ri]) {
+                    Input::Maintenance
+                } else {
+                    Input::Probe(observation.probe.clone())
+                };
+                let failurecount = cv.check.failurecount;
+                let state = &mut self.states[vi][ri];
+                let step = state.observe(input, failurecount, now);
+                self.effects.monitor(cv, &cv.reals[ri], state, self.phase);
+                self.log_step(vi, ri, &step);
+                if matches!(step, Step::Changed { .. }) {
+                    self.dirty = true;
+                }
+            }
+        }
+    }
+
+    fn log_step(&self, vi: usize, ri: usize, step: &Step) {
+        let v = &self.layout.virtuals[vi];
+        let real = v.reals[ri].dest.key();
+        let reason = down_reason(&self.states[vi][ri]);
+        match step {
+            Step::Unchanged => {}
+            Step::SoftFailure { count, of } => tracing::info!(
+                virtual_server = %v.id, real = %real, reason = %reason,
+                "Soft failure real server: {real} ({}) failure {count}/{of}", v.id
+            ),
+            Step::Reset { .. } => tracing::info!(
+                virtual_server = %v.id, real = %real,
+                "Resetting soft failure count: {real} ({})", v.id
+            ),
+            Step::Changed { from, to, reset } => {
+                if reset.is_some() {
+                    tracing::info!(
+                        virtual_server = %v.id, real = %real,
+                        "Resetting soft failure count: {real} ({})", v.id
+                    );
+                }
+                tracing::info!(
+                    virtual_server = %v.id,
+                    real = %real,
+                    from = from.name(),
+                    to = to.name(),
+                    reason = %reason,
+                    "real server {real} ({}) is {}{}",
+                    v.id,
+                    to.name(),
+                    if reason.is_empty() || *to == Health::Up { String::new() } else { format!(": {reason}") }
+                );
+            }
+        }
+    }
+
+    async fn reconcile(&mut self, trigger: Trigger) {
+        self.reconcile_with(trigger, None).await;
+    }
+
+    /// One reconcile pass; `known` is a table read a moment ago by the caller.
+    async fn reconcile_with(&mut self, trigger: Trigger, known: Option<Table>) {
+        self.dirty = false;
+        let actual = match known {
+            Some(table) => table,
+            None => match self.read_managed().await {
+                Ok(table) => table,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the IPVS table; retrying at the next pass");
+                    self.kernel.last_error = Some(format!("reading the table: {e}"));
+                    self.kernel.in_sync = false;
+                    self.retrying = true;
+                    return;
+                }
+            },
+        };
+        let want = desired(&self.config, &self.layout, &self.states, &self.retired);
+        self.run_fallback_commands();
+        let ops = plan(&want, &actual);
+        if ops.is_empty() {
+            self.synced(&actual, 0);
+            return;
+        }
+        if trigger == Trigger::Timer && !self.retrying {
+            tracing::warn!(
+                changes = ops.len(),
+                "the IPVS table was changed behind ldirectord's back; repairing"
+            );
+        }
+        let purge = if trigger == Trigger::Timer {
+            "drift"
+        } else {
+            "start"
+        };
+        self.apply(&ops, &actual, trigger, purge).await;
+        match self.read_managed().await {
+            Ok(after) => {
+                let remaining = plan(&want, &after);
+                if !remaining.is_empty() {
+                    tracing::warn!(
+                        pending = remaining.len(),
+                        first = %remaining[0],
+                        "the IPVS table still differs after applying; retrying at the next pass"
+                    );
+                }
+                let live: HashSet<ServiceKey> = after
+                    .services
+                    .iter()
+                    .map(|(s, _)| s.key.canonical())
+                    .collect();
+                self.retired.retain(|k| live.contains(&k.canonical()));
+                self.synced(&after, remaining.len());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the IPVS table back after applying");
+                self.kernel.in_sync = false;
+                self.kernel.last_error = Some(format!("reading the table back: {e}"));
+                self.retrying = true;
+            }
+        }
+    }
+
+    fn synced(&mut self, table: &Table, pending: usize) {
+        self.kernel_weights = table
+            .services
+            .iter()
+            .map(|(s, dests)| {
+                (
+                    s.key.canonical(),
+                    dests.iter().map(|d| (d.key(), d.weight)).collect(),
+                )
+            })
+            .collect();
+        self.kernel.in_sync = pending == 0;
+        self.kernel.pending_changes = pending;
+        self.retrying = pending > 0;
+        if pending == 0 {
+            self.kernel.last_sync = Some(self.clock.rfc3339(Instant::now()));
+            self.kernel.last_error = None;
+            self.ready = true;
+        }
+    }
+
+    /// Applies `ops` as one batch and logs each op's outcome.
+    async fn apply(&mut self, ops: &[Op], actual: &Table, trigger: Trigger, purge: &str) {
+        if ops.is_empty() {
+            return;
+        }
+        let results = match self.backend.apply(ops).await {
+            Ok(results) => results,
+            Err(e) => {
+                tracing::error!(error = %e, changes = ops.len(), "applying changes to the IPVS table failed; retrying at the next pass");
+                self.kernel.last_error = Some(format!("applying {} changes: {e}", ops.len()));
+                self.retrying = true;
+                return;
+            }
+        };
+        for (op, result) in ops.iter().zip(results) {
+            match result {
+                Ok(()) => self.log_op(op, actual, trigger, purge),
+                Err(e) => {
+                    let errno = e.errno().unwrap_or(0);
+                    tracing::error!(
+                        op = %op,
+                        errno,
+                        error = %e,
+                        hint = e.hint().unwrap_or(""),
+                        "IPVS change failed; retrying at the next pass"
+                    );
+                    self.kernel.last_error = Some(format!("{op}: {e}"));
+                    self.retrying = true;
+                }
+            }
+        }
+    }
+
+    /// The Perl log line of an applied op, and its alert.
+    fn log_op(&mut self, op: &Op, actual: &Table, trigger: Trigger, purge: &str) {
+        let (service, dest) = match op {
+            Op::AddService(s) | Op::EditService(s) => (s.key, None),
+            Op::DelService(k) => (*k, None),
+            Op::AddDest { service, dest } | Op::EditDest { service, dest } => {
+                (*service, Some((dest.key(), dest.weight)))
+            }
+            Op::DelDest { service, dest } => (*service, Some((*dest, 0))),
+            _ => return,
+        };
+        let vi = self.layout.virtual_index(&service);
+        let (vname, vid) = match vi {
+            Some(vi) => (
+                self.layout.virtuals[vi].name.clone(),
+                self.layout.virtuals[vi].id.clone(),
+            ),
+            None => (service.to_string(), service.to_string()),
+        };
+        let Some((dest, weight)) = dest else {
+            let text = match op {
+                Op::AddService(_) => format!("Added virtual server: {vname}"),
+                Op::EditService(_) => format!("Changed virtual server: {vname}"),
+                _ => {
+                    // Perl purges each real server of the virtual, then the virtual.
+                    let dests = actual
+                        .services
+                        .iter()
+                        .find(|(s, _)| s.key.canonical() == service.canonical())
+                        .map(|(_, d)| d.iter().map(|d| d.key()).collect::<Vec<_>>())
+                        .unwrap_or_default();
+                    for d in dests {
+                        let text = format!("Purged real server ({purge}): {d} ({vname})");
+                        tracing::info!(virtual_server = %vid, real = %d, "{text}");
+                        if let Some(vi) = vi {
+                            let change = Change {
+                                virtual_server: &self.config.virtuals[vi],
+                                vname: &vname,
+                                real: d,
+                                text: &text,
+                                kind: AlertKind::Clear,
+                            };
+                            self.effects.alert(&change, self.phase);
+                        }
+                    }
+                    format!("Purged virtual server ({purge}): {vname}")
+                }
+            };
+            tracing::info!(virtual_server = %vid, "{text}");
+            return;
+        };
+        let role = self.layout.role(&service, &dest);
+        let tag = match role {
+            Some(Role::Fallback { .. }) => "fallback",
+            _ => "real",
+        };
+        let (text, alert) = match (op, role) {
+            (Op::DelDest { .. }, None) => (
+                format!("Purged real server ({purge}): {dest} ({vname})"),
+                AlertKind::Clear,
+            ),
+            (Op::DelDest { .. }, Some(Role::Fallback { .. })) => (
+                format!("Deleted fallback server: {dest} ({vname})"),
+                AlertKind::Once,
+            ),
+            (Op::DelDest { .. }, _) => (
+                format!("Deleted real server: {dest} ({vname})"),
+                AlertKind::Raise,
+            ),
+            (Op::AddDest { .. }, _) if weight == 0 => (
+                format!("Readd Quiescent {tag} server: {dest} ({vname}) (Weight set to 0)"),
+                AlertKind::Raise,
+            ),
+            (Op::AddDest { .. }, _) => (
+                format!("Added {tag} server: {dest} ({vname}) (Weight set to {weight})"),
+                AlertKind::Clear,
+            ),
+            (_, _) if weight == 0 => (
+                format!("Quiescent {tag} server: {dest} ({vname}) (Weight set to 0)"),
+                AlertKind::Raise,
+            ),
+            (_, _) => (
+                format!("Restored {tag} server: {dest} ({vname}) (Weight set to {weight})"),
+                AlertKind::Clear,
+            ),
+        };
+        let reason = match role {
+            Some(Role::Real {
+                virtual_index,
+                real_index,
+            }) => down_reason(&self.states[virtual_index][real_index]),
+            _ => String::new(),
+        };
+        if trigger == Trigger::Timer && !self.retrying {
+            tracing::warn!(
+                virtual_server = %vid, real = %dest, reason = "drift",
+                "{text} (repairing a change made behind ldirectord's back)"
+            );
+        } else {
+            tracing::info!(virtual_server = %vid, real = %dest, reason = %reason, "{text}");
+        }
+        if let Some(vi) = vi {
+            let change = Change {
+                virtual_server: &self.config.virtuals[vi],
+                vname: &vname,
+                real: dest,
+                text: &text,
+                kind: alert,
+            };
+            self.effects.alert(&change, self.phase);
+        }
+    }
+
+    /// Runs `fallbackcommand start|stop` where the need changed.
+    fn run_fallback_commands(&mut self) {
+        for (vi, v) in self.layout.virtuals.iter().enumerate() {
+            if !self.layout.owns_service(vi) {
+                continue;
+            }
+            let Some(cv) = self.config.virtuals.get(vi) else {
+                continue;
+            };
+            let Some(command) = &cv.fallbackcommand else {
+                continue;
+            };
+            let argument = match FallbackNeed::of(&self.states[vi]) {
+                FallbackNeed::Off => "stop",
+                FallbackNeed::On => "start",
+                FallbackNeed::Undecided => continue,
+            };
+            if self.fallback_commands.get(&v.key) == Some(&argument) {
+                continue;
+            }
+            self.fallback_commands.insert(v.key, argument);
+            self.effects.fallback_command(command, argument, cv);
+        }
+    }
+
+    async fn read_managed(&mut self) -> Result<Table, IpvsError> {
+        let mut keys: HashSet<ServiceKey> =
+            self.layout.service_keys().map(|k| k.canonical()).collect();
+        keys.extend(self.retired.iter().map(|k| k.canonical()));
+        read_services(&mut self.backend, &keys).await
+    }
+
+    async fn read_managed_for(&mut self, layout: &Layout) -> Result<Table, IpvsError> {
+        let mut keys: HashSet<ServiceKey> = layout.service_keys().map(|k| k.canonical()).collect();
+        keys.extend(self.layout.service_keys().map(|k| k.canonical()));
+        keys.extend(self.retired.iter().map(|k| k.canonical()));
+        read_services(&mut self.backend, &keys).await
+    }
+
+    fn snapshot(&self) -> Status {
+        let mut virtuals = Vec::with_capacity(self.layout.virtuals.len());
+        for (vi, v) in self.layout.virtuals.iter().enumerate() {
+            let Some(cv) = self.config.virtuals.get(vi) else {
+                continue;
+            };
+            let weights = self.kernel_weights.get(&v.key.canonical());
+            let reals = v
+                .reals
+                .iter()
+                .zip(&self.states[vi])
+                .map(|(r, s)| {
+                    let last = s.last.as_ref();
+                    RealStatus {
+                        addr: r.dest.key().to_string(),
+                        forwarding: r.forwarding.as_str(),
+                        weight: r.weight,
+                        health: s.health.name(),
+                        maintenance: s.maintenance,
+                        since: self.clock.rfc3339(s.since),
+                        last_check: last.map(|(at, _)| self.clock.rfc3339(*at)),
+                        verdict: last.map(|(_, p)| p.verdict.name()),
+                        reason: last.and_then(|(_, p)| match &p.verdict {
+                            Verdict::Down(r) => Some(r.clone()),
+                            _ => None,
+                        }),
+                        latency_ms: last.map(|(_, p)| p.latency.as_secs_f64() * 1000.0),
+                        failures: s.failures,
+                        failurecount: cv.check.failurecount,
+                        kernel_weight: weights.and_then(|w| w.get(&r.dest.key()).copied()),
+                    }
+                })
+                .collect();
+            let fallback = v.fallback.as_ref().map(|f| FallbackStatus {
+                addr: f.key().to_string(),
+                forwarding: cv
+                    .fallback
+                    .as_ref()
+                    .map_or("gate", |f| f.forwarding.as_str()),
+                active: FallbackNeed::of(&self.states[vi]) == FallbackNeed::On,
+                kernel_weight: weights.and_then(|w| w.get(&f.key()).copied()),
+            });
+            virtuals.push(VirtualStatus {
+                id: v.id.clone(),
+                service: v.key.to_string(),
+                location: cv.location.to_string(),
+                scheduler: cv.scheduler.clone(),
+                checktype: cv.check.checktype.to_string(),
+                in_kernel: weights.is_some(),
+                reals,
+                fallback,
+                fallback_command: self.fallback_commands.get(&v.key).copied(),
+            });
+        }
+        Status {
+            config_file: self.config.file.display().to_string(),
+            phase: self.phase,
+            ready: self.ready,
+            last_reload_error: self.reload_error.clone(),
+            generation: self.generation,
+            kernel: self.kernel.clone(),
+            virtuals,
+        }
+    }
+}
+
+/// The reason of the last down verdict, for log fields; empty after an up verdict.
+fn down_reason(state: &RealState) -> String {
+    match state.last.as_ref().map(|(_, p)| &p.verdict) {
+        Some(Verdict::Down(reason)) => reason.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// Receives from `rx` if there is one; pends forever otherwise (a `select!` branch that
+/// never fires).
+async fn recv_some(rx: &mut Option<mpsc::Receiver<Observation>>) -> Option<Observation> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The services in `keys` with their destinations; other services are not read.
+pub(crate) async fn read_services<B: Backend>(
+    backend: &mut B,
+    keys: &HashSet<ServiceKey>,
+) -> Result<Table, IpvsError> {
+    let services = backend.services().await?;
+    let mut table = Table::default();
+    for service in services {
+        if !keys.contains(&service.key.canonical()) {
+            continue;
+        }
+        let dests = backend.dests(&service.key).await?;
+        table.services.push((service, dests));
+    }
+    Ok(table)
+}
+
+/// The health of every real of `layout`: carried over from `old` where the real and its
+/// check are unchanged, otherwise taken over from the kernel table.
+pub(crate) fn adopt(
+    config: &Config,
+    layout: &Layout,
+    actual: &Table,
+    old: Option<(&Layout, &[Vec<RealState>])>,
+    now: Instant,
+) -> Vec<Vec<RealState>> {
+    let kernel: HashMap<ServiceKey, HashMap<DestKey, i32>> = actual
+        .services
+        .iter()
+        .map(|(s, dests)| {
+            (
+                s.key.canonical(),
+                dests.iter().map(|d| (d.key(), d.weight)).collect(),
+            )
+        })
+        .collect();
+    layout
+        .virtuals
+        .iter()
+        .enumerate()
+        .map(|(vi, v)| {
+            let cv = &config.virtuals[vi];
+            v.reals
+                .iter()
+                .map(|r| {
+                    let carried = old.and_then(|(old_layout, old_states)| {
+                        old_layout.reals(&r.id).iter().find_map(|&(ovi, ori)| {
+                            let same = old_layout.virtuals[ovi].reals[ori].identity == r.identity;
+                            same.then(|| old_states.get(ovi)?.get(ori).cloned())?
+                        })
+                    });
+                    if let Some(state) = carried {
+                        return state;
+                    }
+                    let found = kernel
+                        .get(&v.key.canonical())
+                        .and_then(|dests| dests.get(&r.dest.key()));
+                    let adopted = match found {
+                        Some(w) if *w > 0 => Adopted::Serving,
+                        Some(_) => Adopted::Quiesced,
+                        None => Adopted::Absent,
+                    };
+                    let health = if cv.check.always_up() {
+                        Health::Up
+                    } else if cv.check.checktype == CheckType::Off {
+                        // Never checked: what the kernel has is final (Perl's start
+                        // forces these up or down once and never looks again).
+                        if adopted == Adopted::Serving {
+                            Health::Up
+                        } else {
+                            Health::Down
+                        }
+                    } else {
+                        Health::Pending(adopted)
+                    };
+                    RealState::new(health, now)
+                })
+                .collect()
+        })
+        .collect()
+}
