@@ -6,6 +6,10 @@
 //! programmed with `ipvsadm -R`, then every listing option set is run through both
 //! `ipvsadm -L`/`-S` and `ldirectord list`/`save`: stdout and exit status must be identical.
 //!
+//! The reverse direction, on the same tables: `examples/ipvs-restore.rs` programs each one
+//! through the library's netlink client, and `ipvsadm -Sn` must read back exactly what it
+//! reads after `ipvsadm -R` programmed it.
+//!
 //! Counters and rates move while traffic drains and the kernel's rate estimator ticks (every
 //! 2 s), so a mismatch only counts on a quiet table: ipvsadm is asked again, and the case fails
 //! when ipvsadm's answer held still and ours still differs from it.
@@ -507,22 +511,10 @@ fn mismatch(theirs_args: &[String], our_args: &[String], theirs: &Run, ours: &Ru
         our_args.join(" "),
         ours.status
     );
-    let a = String::from_utf8_lossy(&theirs.stdout);
-    let b = String::from_utf8_lossy(&ours.stdout);
-    let (a, b): (Vec<&str>, Vec<&str>) = (a.split('\n').collect(), b.split('\n').collect());
-    for i in 0..a.len().max(b.len()) {
-        match (a.get(i), b.get(i)) {
-            (Some(x), Some(y)) if x == y => writeln!(out, "   {x:?}").unwrap(),
-            (x, y) => {
-                if let Some(x) = x {
-                    writeln!(out, " - {x:?}   (ipvsadm)").unwrap();
-                }
-                if let Some(y) = y {
-                    writeln!(out, " + {y:?}   (ours)").unwrap();
-                }
-            }
-        }
-    }
+    out.push_str(&line_diff(
+        &String::from_utf8_lossy(&theirs.stdout),
+        &String::from_utf8_lossy(&ours.stdout),
+    ));
     for (who, run) in [("ipvsadm", theirs), ("ours", ours)] {
         if !run.stderr.is_empty() {
             writeln!(
@@ -531,6 +523,57 @@ fn mismatch(theirs_args: &[String], our_args: &[String], theirs: &Run, ours: &Ru
                 String::from_utf8_lossy(&run.stderr).trim_end()
             )
             .unwrap();
+        }
+    }
+    out
+}
+
+/// The lines that differ between `expected` (`-`, ipvsadm) and `actual` (`+`, ours), with
+/// one line of context, from a longest-common-subsequence alignment.
+fn line_diff(expected: &str, actual: &str) -> String {
+    let a: Vec<&str> = expected.split('\n').collect();
+    let b: Vec<&str> = actual.split('\n').collect();
+    let mut lcs = vec![vec![0u32; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let mut lines = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            lines.push((' ', a[i]));
+            i += 1;
+            j += 1;
+        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            lines.push(('+', b[j]));
+            j += 1;
+        } else {
+            lines.push(('-', a[i]));
+            i += 1;
+        }
+    }
+    let near_change = |k: usize| {
+        lines[k.saturating_sub(1)..(k + 2).min(lines.len())]
+            .iter()
+            .any(|(tag, _)| *tag != ' ')
+    };
+    let mut out = String::new();
+    let mut skipped = false;
+    for (k, (tag, line)) in lines.iter().enumerate() {
+        if near_change(k) {
+            if skipped {
+                out.push_str("    ...\n");
+            }
+            writeln!(out, "  {tag} {line:?}").unwrap();
+            skipped = false;
+        } else {
+            skipped = true;
         }
     }
     out
@@ -546,14 +589,15 @@ fn sh(program: &str, args: &[&str]) {
     );
 }
 
-fn ipvsadm_input(args: &[&str], input: &str) -> Result<(), String> {
-    let mut child = Command::new("ipvsadm")
+/// Runs `program` with `input` on stdin; `Err(stderr)` when it fails.
+fn run_with_input(program: &str, args: &[&str], input: &str) -> Result<(), String> {
+    let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
     child
         .stdin
         .take()
@@ -566,6 +610,33 @@ fn ipvsadm_input(args: &[&str], input: &str) -> Result<(), String> {
     } else {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
+}
+
+fn save_numeric() -> String {
+    let out = Command::new("ipvsadm").arg("-Sn").output().unwrap();
+    assert!(out.status.success(), "ipvsadm -Sn failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The library's `ipvsadm -R` (examples/ipvs-restore.rs), built next to this test binary
+/// (`tests/vm/suite.sh` builds it) unless `LDIRECTORD_RESTORE_BIN` names it.
+fn restore() -> String {
+    std::env::var("LDIRECTORD_RESTORE_BIN").unwrap_or_else(|_| {
+        let exe = std::env::current_exe().unwrap();
+        // <target>/debug/deps/kernel_diff-<hash> -> <target>/debug/examples/ipvs-restore
+        let path = exe
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("examples/ipvs-restore");
+        assert!(
+            path.exists(),
+            "{} is missing: cargo build --example ipvs-restore",
+            path.display()
+        );
+        path.to_string_lossy().into_owned()
+    })
 }
 
 /// The VM-wide scene: a dummy interface that swallows whatever IPVS forwards, routes to it
@@ -672,6 +743,7 @@ fn listings_match_ipvsadm_on_random_tables() {
     let tables = env_u64("LDIRECTORD_DIFF_TABLES").unwrap_or(200);
     let only = env_u64("LDIRECTORD_DIFF_ONLY");
     let ours_program = ours();
+    let restore_program = restore();
     eprintln!(
         "differential test: seed {seed}, {tables} tables (replay: LDIRECTORD_DIFF_SEED={seed})"
     );
@@ -698,11 +770,26 @@ fn listings_match_ipvsadm_on_random_tables() {
             .stderr(Stdio::null())
             .status();
         let input = table.restore_input();
-        if let Err(e) = ipvsadm_input(&["-R"], &input) {
+        // the reverse direction first: our client programs the table, ipvsadm reads it back
+        let ours_programmed =
+            run_with_input(&restore_program, &[], &input).map(|()| save_numeric());
+        sh("ipvsadm", &["-C"]);
+        if let Err(e) = run_with_input("ipvsadm", &["-R"], &input) {
             failures.push(format!(
                 "table {index}: ipvsadm -R refused the generated table: {e}\n{input}"
             ));
             continue;
+        }
+        let reference = save_numeric();
+        if ours_programmed.as_ref() != Ok(&reference) {
+            failures.push(format!(
+                "table {index} (replay: LDIRECTORD_DIFF_SEED={seed} LDIRECTORD_DIFF_ONLY={index}): \
+                 ipvsadm -Sn after ipvs-restore (+) vs after ipvsadm -R (-):\n{}",
+                match &ours_programmed {
+                    Ok(text) => line_diff(&reference, text),
+                    Err(e) => format!("  ipvs-restore failed: {e}"),
+                }
+            ));
         }
         if let Some((tcp, fin, udp)) = table.timeouts {
             let (tcp, fin, udp) = (tcp.to_string(), fin.to_string(), udp.to_string());

@@ -87,8 +87,8 @@ results=$target/vm-suite
 rm -rf "$results"
 mkdir -p "$results"
 
-echo "=== host build (cargo build --bin ldirectord; cargo test --no-run)"
-cargo build --bin ldirectord
+echo "=== host build (cargo build --bin ldirectord --example ipvs-restore; cargo test --no-run)"
+cargo build --bin ldirectord --example ipvs-restore
 cargo test --no-run --tests --message-format=json-render-diagnostics > "$results/build.json"
 {
   jq -r 'select(.reason == "compiler-artifact" and .executable != null
