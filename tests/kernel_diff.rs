@@ -1,7 +1,7 @@
 //! Differential test against the real `ipvsadm`, on a real kernel (inside the IPVS VM:
 //! `tests/vm/suite.sh --only kernel_diff`).
 //!
-//! Random tables (TCP/UDP/fwmark, IPv4/IPv6, persistence with netmasks, every scheduler and
+//! Random tables (TCP/UDP/SCTP/fwmark, IPv4/IPv6, persistence with netmasks, every scheduler and
 //! forwarding method, tunnel types, thresholds, sync daemons, timeouts, some traffic) are
 //! programmed with `ipvsadm -R`, then every listing option set is run through both
 //! `ipvsadm -L`/`-S` and `ldirectord list`/`save`: stdout and exit status must be identical.
@@ -81,6 +81,7 @@ impl Rng {
 enum Kind {
     Tcp,
     Udp,
+    Sctp,
     Fwmark,
 }
 
@@ -143,10 +144,10 @@ fn endpoint(addr: IpAddr, port: u16) -> String {
 
 fn generate(rng: &mut Rng) -> GenTable {
     // mostly small tables, some large enough for sorting and widths to matter
-    let count = if rng.chance(10) {
-        rng.range(20, 60)
-    } else {
-        rng.range(0, 10)
+    let count = match rng.below(20) {
+        0 => 0,
+        1 | 2 => rng.range(20, 60),
+        _ => rng.range(1, 10),
     };
     let mut used = BTreeSet::new();
     let mut services = Vec::new();
@@ -211,7 +212,16 @@ fn generate(rng: &mut Rng) -> GenTable {
 
 fn generate_service(rng: &mut Rng, used: &mut BTreeSet<String>) -> Option<GenService> {
     let ipv6 = rng.chance(30);
-    let kind = *rng.pick(&[Kind::Tcp, Kind::Tcp, Kind::Udp, Kind::Udp, Kind::Fwmark]);
+    let kind = *rng.pick(&[
+        Kind::Tcp,
+        Kind::Tcp,
+        Kind::Tcp,
+        Kind::Udp,
+        Kind::Udp,
+        Kind::Sctp,
+        Kind::Fwmark,
+        Kind::Fwmark,
+    ]);
     let persistent = rng.chance(35);
     let port = if persistent && rng.chance(15) {
         0
@@ -235,8 +245,12 @@ fn generate_service(rng: &mut Rng, used: &mut BTreeSet<String>) -> Option<GenSer
             }
             (sel, None)
         }
-        Kind::Tcp | Kind::Udp => {
-            let flag = if kind == Kind::Tcp { "-t" } else { "-u" };
+        Kind::Tcp | Kind::Udp | Kind::Sctp => {
+            let flag = match kind {
+                Kind::Tcp => "-t",
+                Kind::Udp => "-u",
+                _ => "--sctp-service",
+            };
             (
                 vec![flag.to_string(), endpoint(addr, port)],
                 Some(SocketAddr::new(addr, port)),
@@ -403,6 +417,8 @@ fn option_sets(rng: &mut Rng, table: &GenTable) -> Vec<(bool, Vec<String>)> {
         list(&["-n", "--rate", "--exact"]),
         list(&["-n", "--thresholds"]),
         list(&["-n", "--persistent-conn"]),
+        list(&["-n", "--tun-info"]),
+        list(&["-n", "--stats", "--rate"]),
         list(&["-n", "--sort"]),
         list(&["-n", "--nosort"]),
         list(&["--timeout"]),
@@ -710,7 +726,7 @@ fn send_traffic(rng: &mut Rng, table: &GenTable) {
                     let _ = socket.send_to(&vec![0u8; size], target);
                 }
             }
-            Kind::Fwmark => {}
+            Kind::Sctp | Kind::Fwmark => {}
         }
     }
 }

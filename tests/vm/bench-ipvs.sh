@@ -123,7 +123,7 @@ status=0
 
 # median, min, max in ms of each figure; ratio of medians; targets
 awk -v repeats="$REPEATS" '
-  { n = 0; for (i = 2; i <= NF; i++) v[n++] = $i / 1000
+  { n = 0; for (i = 3; i <= NF; i++) v[n++] = $i / 1000
     for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
     key = $1 " " $2
     med[key] = n % 2 ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2; lo[key] = v[0]; hi[key] = v[n - 1] }
