@@ -1,6 +1,9 @@
 //! What the daemon tells a running director.
 
+use tokio::sync::oneshot;
+
 use crate::config::Config;
+use crate::ipvs::Op;
 
 /// A request to the director's run loop (see [`super::run`]).
 #[derive(Debug)]
@@ -13,6 +16,13 @@ pub enum Command {
     /// A reload was refused (the new file does not read): keep running the current
     /// configuration and show this text (`file:line: …`) in the status.
     ReloadFailed(String),
+    /// What `Reload` of this configuration would change in the kernel now, with the
+    /// current health (`ldirectord plan` against a running daemon). Nothing is applied;
+    /// the error is a kernel read failure.
+    Plan {
+        config: Box<Config>,
+        reply: oneshot::Sender<Result<Vec<Op>, String>>,
+    },
     /// Stop: checks end, virtuals with `cleanstop=yes` are removed from the kernel, the
     /// others are left as they are; then [`super::run`] returns.
     Stop,

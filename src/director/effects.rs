@@ -199,7 +199,7 @@ impl Effects {
         if argv.len() <= 3 {
             return;
         }
-        tracing::info!(virtual_server = %v.endpoint, command = %argv.join(" "), "running fallbackcommand {argument}");
+        tracing::info!("virtual" = %v.endpoint, command = %argv.join(" "), "running fallbackcommand {argument}");
         self.queue_local(LocalJob::Command(argv));
     }
 

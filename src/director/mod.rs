@@ -44,6 +44,9 @@
 //!   health changes and every `checkinterval` (drift repair), read back and verify.
 //! * [`effects`]/[`alerts`]: mail, `fallbackcommand` (no shell), monitor file; never fatal.
 //! * [`maintenance`]: the maintenance directory, names looked up in the background.
+//! * [`preview`]: what a start or reload would change, changing nothing (`ldirectord plan`).
+//! * [`sync`]: the kernel's connection-sync daemons (`syncdaemon=`), kept as configured.
+//! * [`metrics`]: counters only the run loop sees, for the Prometheus endpoint.
 //! * [`checks`]: the seam to the check engine: [`HealthChecks`] in, [`Observation`] out.
 //! * [`check_spec`]: the pure mapping of the configuration to a check (Perl `ld_setup`).
 
@@ -56,9 +59,12 @@ pub mod effects;
 mod error;
 pub mod layout;
 pub mod maintenance;
+pub mod metrics;
+pub mod preview;
 mod run;
 pub mod state;
 pub mod status;
+pub mod sync;
 
 pub use alerts::{Alerts, Mail, Mailer, SystemMailer};
 pub use check_spec::{CheckSpecError, check_spec, check_specs};
@@ -69,6 +75,7 @@ pub use effects::{Effects, Launcher, SystemLauncher};
 pub use error::DirectorError;
 pub use layout::{Layout, RealId};
 pub use maintenance::{ReverseLookup, SystemLookup};
+pub use metrics::{Metrics, MetricsSnapshot};
 pub use run::{Director, run};
 pub use state::{Probe, Reason, Verdict};
 pub use status::{Clock, FallbackStatus, KernelStatus, Phase, RealStatus, Status, VirtualStatus};
