@@ -9,8 +9,9 @@
 #   * every script suite tests/vm/suites/*.sh (see lib.sh).
 # --only REGEX keeps the items whose name matches. Each item must leave the VM clean (empty
 # IPVS table, topology down); one that does not fails. Logs go to <target>/vm-suite/.
-# Bounds: 2700 s per item, 3600 s for the whole VM run (-t). On an idle 2-core host the
-# differential test's 200 tables take about 10 minutes; everything else about 3.
+# Bounds: 2700 s per item, 3600 s for the whole VM run (-t). The differential test's 200
+# tables cost about 45 process starts each, ~80 ms apiece under TCG on an idle host (an
+# estimate: a loaded host makes every figure several times worse).
 # Prints a summary and "N passed, N failed"; exits non-zero on any failure, and 125 when the VM
 # cannot run here.
 #
