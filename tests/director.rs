@@ -649,3 +649,140 @@ async fn plan_command_previews_a_reload_with_live_health_and_applies_nothing() {
     assert_eq!(h.status.borrow().generation, 1);
     h.stop().await;
 }
+
+/// Counts which services' destinations are read.
+#[derive(Clone)]
+struct CountingReads {
+    inner: FakeKernel,
+    reads: Arc<std::sync::Mutex<Vec<ServiceKey>>>,
+}
+
+impl Backend for CountingReads {
+    async fn services(&mut self) -> Result<Vec<Service>, ldirectord::ipvs::IpvsError> {
+        self.inner.services().await
+    }
+    async fn dests(
+        &mut self,
+        service: &ServiceKey,
+    ) -> Result<Vec<Dest>, ldirectord::ipvs::IpvsError> {
+        self.reads.lock().unwrap().push(*service);
+        self.inner.dests(service).await
+    }
+    async fn service(&mut self, key: &ServiceKey) -> Result<Service, ldirectord::ipvs::IpvsError> {
+        self.inner.service(key).await
+    }
+    async fn info(&mut self) -> Result<ldirectord::ipvs::Info, ldirectord::ipvs::IpvsError> {
+        self.inner.info().await
+    }
+    async fn timeouts(
+        &mut self,
+    ) -> Result<ldirectord::ipvs::Timeouts, ldirectord::ipvs::IpvsError> {
+        self.inner.timeouts().await
+    }
+    async fn daemons(
+        &mut self,
+    ) -> Result<Vec<ldirectord::ipvs::Daemon>, ldirectord::ipvs::IpvsError> {
+        self.inner.daemons().await
+    }
+    async fn apply(
+        &mut self,
+        ops: &[Op],
+    ) -> Result<ldirectord::ipvs::OpResults, ldirectord::ipvs::IpvsError> {
+        self.inner.apply(ops).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_health_change_reads_only_its_own_service() {
+    let text = "checkinterval=10\n\
+virtual=10.0.0.100:80\n\treal=10.0.0.2:80 gate\n\tchecktype=connect\n\
+virtual=10.0.0.100:81\n\treal=10.0.0.2:81 masq\n\tchecktype=connect\n\
+virtual=10.0.0.100:82\n\treal=10.0.0.2:82 masq\n\tchecktype=connect\n";
+    let backend = CountingReads {
+        inner: FakeKernel::new(),
+        reads: Arc::default(),
+    };
+    let (obs_tx, obs_rx) = mpsc::channel(16);
+    let (_cmd_tx, cmd_rx) = mpsc::channel(1);
+    let (status_tx, _status_rx) = watch::channel(Status::new("t"));
+    let director = Director::new(config(text), backend.clone()).with_checks(ExternalChecks, obs_rx);
+    let _handle = tokio::spawn(director.run(cmd_rx, status_tx));
+    settle().await;
+    backend.reads.lock().unwrap().clear();
+    obs_tx
+        .send(Observation::one(real("10.0.0.2"), Probe::up()))
+        .await
+        .unwrap();
+    settle().await;
+    let reads = backend.reads.lock().unwrap().clone();
+    assert_eq!(reads, [svc(80), svc(80)], "read, then read back");
+    assert_eq!(backend.inner.snapshot().services[0].1.len(), 1);
+    // The periodic pass still covers everything.
+    backend.reads.lock().unwrap().clear();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(backend.reads.lock().unwrap().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn config_change_runs_the_executable_callback_with_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("on-change");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let text = format!("callback=\"{} --quiet\"\n{TWO_REALS}", script.display());
+    let h = Harness::start(&text, FakeKernel::new()).await;
+    h.commands
+        .send(Command::ConfigChanged {
+            path: "/etc/ha.d/ldirectord.cf".into(),
+        })
+        .await
+        .unwrap();
+    settle().await;
+    let got = h.recorded.commands.lock().unwrap().clone();
+    assert_eq!(
+        got,
+        [vec![
+            script.display().to_string(),
+            "--quiet".to_string(),
+            "/etc/ha.d/ldirectord.cf".to_string()
+        ]]
+    );
+    // Not executable: not run.
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    h.commands
+        .send(Command::ConfigChanged {
+            path: "/etc/ha.d/ldirectord.cf".into(),
+        })
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(h.recorded.commands.lock().unwrap().len(), 1);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_forwarding_change_that_moves_the_destination_keeps_health() {
+    let gate =
+        "checkinterval=10\nvirtual=10.0.0.100:80\n\treal=10.0.0.2:8080 gate\n\tchecktype=connect\n";
+    let h = Harness::start(gate, FakeKernel::new()).await;
+    h.report("10.0.0.2", true).await;
+    assert_eq!(h.dests().unwrap(), ["10.0.0.2:80 1"]);
+    h.kernel.clear_journal();
+    let masq = gate.replace("8080 gate", "8080 masq");
+    h.commands
+        .send(Command::Reload(Box::new(config(&masq))))
+        .await
+        .unwrap();
+    settle().await;
+    // Up before, up after: the new entry goes in before the old one goes out.
+    assert_eq!(
+        h.ops(),
+        [
+            "add real server 10.0.0.2:8080 to TCP 10.0.0.100:80 (Masq, weight 1)",
+            "delete real server 10.0.0.2:80 of TCP 10.0.0.100:80",
+        ]
+    );
+    assert_eq!(h.status.borrow().virtuals[0].reals[0].health, "up");
+    h.stop().await;
+}

@@ -6,11 +6,13 @@
 //! * [`signals`], [`notify`] (sd_notify), [`autoreload`] (changed file, `callback`).
 //! * [`control`]: the root-only JSON socket behind `ldirectord status` and `reload`.
 //! * [`run`]: the main loop around the director.
+//! * [`metrics`]: the Prometheus endpoint.
 
 pub mod autoreload;
 pub mod control;
 pub mod detach;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod pidfile;
 pub mod run;

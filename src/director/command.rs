@@ -23,6 +23,12 @@ pub enum Command {
         config: Box<Config>,
         reply: oneshot::Sender<Result<Vec<Op>, String>>,
     },
+    /// The configuration file changed on disk (Perl `check_cfgfile`: new mtime and a
+    /// different checksum). Runs the `callback` program of the configuration in effect
+    /// (send this after the `Reload`, if autoreload reloads) as `<callback> <path>`,
+    /// without a shell, when it is executable — whether or not autoreload is on, as Perl
+    /// does. Logging the change is the daemon's.
+    ConfigChanged { path: std::path::PathBuf },
     /// Stop: checks end, virtuals with `cleanstop=yes` are removed from the kernel, the
     /// others are left as they are; then [`super::run`] returns.
     Stop,

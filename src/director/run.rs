@@ -25,11 +25,13 @@ use super::effects::{AlertKind, Change, Effects};
 use super::error::DirectorError;
 use super::layout::{Layout, Role};
 use super::maintenance::{Maintenance, ReverseLookup, SystemLookup};
+use super::metrics::Metrics;
 use super::preview::preview_reload;
 use super::state::{Adopted, Health, Input, RealState, Step, Verdict};
 use super::status::{
     Clock, FallbackStatus, KernelStatus, Phase, RealStatus, Status, VirtualStatus,
 };
+use super::sync::{describe, sync_ops};
 use crate::check::{Engine, Jitter};
 
 /// Runs `config` against `backend` until [`Command::Stop`] (or until `commands` closes),
@@ -86,7 +88,9 @@ pub struct Director<B> {
     /// Ops that failed at the last apply, with how many times in a row: a failure is
     /// logged as an error the first time and every [`REPEAT_LOG_EVERY`] times after.
     failing: HashMap<String, u32>,
-    dirty: bool,
+    /// Services whose reals changed health since the last reconcile.
+    dirty: HashSet<ServiceKey>,
+    metrics: Metrics,
 }
 
 impl<B: Backend> Director<B> {
@@ -116,7 +120,8 @@ impl<B: Backend> Director<B> {
             kernel_weights: HashMap::new(),
             retrying: false,
             failing: HashMap::new(),
-            dirty: false,
+            dirty: HashSet::new(),
+            metrics: Metrics::default(),
         }
     }
 
@@ -140,6 +145,13 @@ impl<B: Backend> Director<B> {
     /// Names of real servers for the maintenance directory come from `lookup`.
     pub fn with_reverse_lookup(mut self, lookup: Arc<dyn ReverseLookup>) -> Director<B> {
         self.lookup = lookup;
+        self
+    }
+
+    /// Check latencies, health changes and failed kernel changes are counted in `metrics`
+    /// (the Prometheus endpoint reads them).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Director<B> {
+        self.metrics = metrics;
         self
     }
 
@@ -173,6 +185,11 @@ impl<B: Backend> Director<B> {
                     Some(Command::Plan { config, reply }) => {
                         let _ = reply.send(self.preview_reload(&config).await);
                     }
+                    Some(Command::ConfigChanged { path }) => {
+                        if let Some(callback) = &self.config.global.callback {
+                            self.effects.callback(callback, &path);
+                        }
+                    }
                     Some(Command::Stop) | None => break,
                 },
                 received = recv_some(&mut observations) => {
@@ -184,7 +201,7 @@ impl<B: Backend> Director<B> {
                             while let Some(more) = observations.as_mut().and_then(|rx| rx.try_recv().ok()) {
                                 self.observe(more);
                             }
-                            if self.dirty {
+                            if !self.dirty.is_empty() {
                                 self.reconcile(Trigger::Health).await;
                             }
                             self.leave_starting();
@@ -194,6 +211,7 @@ impl<B: Backend> Director<B> {
                 },
                 _ = timer.tick() => {
                     self.reconcile(Trigger::Timer).await;
+                    self.reconcile_sync().await;
                     self.effects.resend_due(self.phase);
                 }
             }
@@ -226,6 +244,7 @@ impl<B: Backend> Director<B> {
         self.resolve_names();
         self.set_checks();
         self.reconcile_with(Trigger::Start, Some(actual)).await;
+        self.reconcile_sync().await;
         // Ready once the first pass is done, even if some op was refused: the daemon
         // runs (as Perl does), and the status says what is missing.
         self.ready = true;
@@ -268,6 +287,7 @@ impl<B: Backend> Director<B> {
         self.resolve_names();
         self.set_checks();
         self.reconcile_with(Trigger::Reload, actual).await;
+        self.reconcile_sync().await;
         self.generation += 1;
         self.reload_error = None;
         self.phase = if previous == Phase::Starting {
@@ -381,15 +401,22 @@ impl<B: Backend> Director<B> {
                 let input = if self.maintenance.is_set() && self.maintenance.covers(&cv.reals[ri]) {
                     Input::Maintenance
                 } else {
-                    Input::Probe(observation.probe.clone())
+                    let probe = &observation.probe;
+                    let up = matches!(probe.verdict, Verdict::Up);
+                    self.metrics
+                        .check(&self.layout.virtuals[vi].id, up, probe.latency);
+                    Input::Probe(probe.clone())
                 };
                 let failurecount = cv.check.failurecount;
                 let state = &mut self.states[vi][ri];
                 let step = state.observe(input, failurecount, now);
-                self.effects.monitor(cv, &cv.reals[ri], state, self.phase);
+                self.effects.monitor(cv, &cv.reals[ri], state);
                 self.log_step(vi, ri, &step);
-                if matches!(step, Step::Changed { .. }) {
-                    self.dirty = true;
+                if let Step::Changed { to, .. } = step {
+                    let v = &self.layout.virtuals[vi];
+                    let real = v.reals[ri].dest.key().to_string();
+                    self.metrics.change(&v.id, &real, to.name());
+                    self.dirty.insert(v.key.canonical());
                 }
             }
         }
@@ -439,13 +466,18 @@ impl<B: Backend> Director<B> {
     }
 
     /// One reconcile pass; `known` is a table read a moment ago by the caller.
+    ///
+    /// A pass after health changes reads and plans only the services whose reals changed
+    /// (a mass failure must not turn into one full table dump per batch); start, reload
+    /// and the periodic pass cover every managed service.
     async fn reconcile_with(&mut self, trigger: Trigger, known: Option<Table>) {
-        self.dirty = false;
+        let dirty = std::mem::take(&mut self.dirty);
+        let scope = (trigger == Trigger::Health).then_some(dirty);
         // Health alone decides these; a kernel that cannot be read must not delay them.
         self.run_fallback_commands();
         let actual = match known {
             Some(table) => table,
-            None => match self.read_managed().await {
+            None => match self.read_scope(scope.as_ref()).await {
                 Ok(table) => table,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the IPVS table; retrying at the next pass");
@@ -456,10 +488,15 @@ impl<B: Backend> Director<B> {
                 }
             },
         };
-        let want = desired(&self.config, &self.layout, &self.states, &self.retired);
+        let mut want = desired(&self.config, &self.layout, &self.states, &self.retired);
+        if let Some(scope) = &scope {
+            want.services
+                .retain(|s| scope.contains(&s.service.key.canonical()));
+            want.remove.clear();
+        }
         let ops = plan(&want, &actual);
         if ops.is_empty() {
-            self.synced(&actual, 0);
+            self.synced(&actual, 0, scope.as_ref());
             return;
         }
         if trigger == Trigger::Timer && !self.retrying {
@@ -473,7 +510,7 @@ impl<B: Backend> Director<B> {
             Trigger::Health | Trigger::Timer => "drift",
         };
         self.apply(&ops, &actual, trigger, purge).await;
-        match self.read_managed().await {
+        match self.read_scope(scope.as_ref()).await {
             Ok(after) => {
                 let remaining = plan(&want, &after);
                 if !remaining.is_empty() {
@@ -488,8 +525,10 @@ impl<B: Backend> Director<B> {
                     .iter()
                     .map(|(s, _)| s.key.canonical())
                     .collect();
-                self.retired.retain(|k| live.contains(&k.canonical()));
-                self.synced(&after, remaining.len());
+                if scope.is_none() {
+                    self.retired.retain(|k| live.contains(&k.canonical()));
+                }
+                self.synced(&after, remaining.len(), scope.as_ref());
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the IPVS table back after applying");
@@ -500,7 +539,21 @@ impl<B: Backend> Director<B> {
         }
     }
 
-    fn synced(&mut self, table: &Table, pending: usize) {
+    /// Records a read-back. A scoped pass (`scope`) only updates its services, and can
+    /// report trouble but not declare the whole table in sync.
+    fn synced(&mut self, table: &Table, pending: usize, scope: Option<&HashSet<ServiceKey>>) {
+        if let Some(scope) = scope {
+            for key in scope {
+                self.kernel_weights.remove(key);
+            }
+            self.kernel_weights.extend(weights(table));
+            if pending > 0 {
+                self.kernel.in_sync = false;
+                self.kernel.pending_changes = pending;
+                self.retrying = true;
+            }
+            return;
+        }
         self.kernel_weights = weights(table);
         self.kernel.in_sync = pending == 0;
         self.kernel.pending_changes = pending;
@@ -519,6 +572,7 @@ impl<B: Backend> Director<B> {
         let results = match self.backend.apply(ops).await {
             Ok(results) => results,
             Err(e) => {
+                self.metrics.apply_batch_error();
                 tracing::error!(error = %e, changes = ops.len(), "applying changes to the IPVS table failed; retrying at the next pass");
                 self.kernel.last_error = Some(format!("applying {} changes: {e}", ops.len()));
                 self.retrying = true;
@@ -530,6 +584,7 @@ impl<B: Backend> Director<B> {
             match result {
                 Ok(()) => self.log_op(op, actual, trigger, purge),
                 Err(e) => {
+                    self.metrics.apply_error(op);
                     let text = op.to_string();
                     let times = self.failing.get(&text).copied().unwrap_or(0) + 1;
                     let errno = e.errno().unwrap_or(0);
@@ -663,6 +718,56 @@ impl<B: Backend> Director<B> {
         }
     }
 
+    /// Keeps the kernel's sync daemons as `syncdaemon=` wants them (see [`super::sync`]).
+    async fn reconcile_sync(&mut self) {
+        let Some(wanted) = self.config.global.sync.clone() else {
+            self.kernel.sync_daemons.clear();
+            return;
+        };
+        let running = match self.backend.daemons().await {
+            Ok(running) => running,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the IPVS sync daemons; retrying at the next pass");
+                self.kernel.last_error = Some(format!("reading the sync daemons: {e}"));
+                return;
+            }
+        };
+        let ops = sync_ops(Some(&wanted), &running);
+        let mut now_running = running;
+        if !ops.is_empty() {
+            match self.backend.apply(&ops).await {
+                Ok(results) => {
+                    for (op, result) in ops.iter().zip(results) {
+                        match (op, result) {
+                            (Op::StartDaemon(d), Ok(())) => {
+                                tracing::info!("Started IPVS sync daemon: {}", describe(d));
+                                now_running.retain(|r| r.state != d.state);
+                                now_running.push(d.clone());
+                            }
+                            (Op::StopDaemon(state), Ok(())) => {
+                                tracing::info!("Stopped IPVS sync daemon: {state:?}");
+                                now_running.retain(|r| r.state != *state);
+                            }
+                            (_, Ok(())) => {}
+                            (op, Err(e)) => {
+                                self.metrics.apply_error(op);
+                                tracing::error!(op = %op, errno = e.errno().unwrap_or(0), error = %e, "IPVS sync daemon change failed; retrying at the next pass");
+                                self.kernel.last_error = Some(format!("{op}: {e}"));
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.metrics.apply_batch_error();
+                    tracing::error!(error = %e, "changing the IPVS sync daemons failed; retrying at the next pass");
+                    self.kernel.last_error = Some(format!("changing the sync daemons: {e}"));
+                }
+            }
+        }
+        now_running.sort_by_key(|d| d.state.to_wire());
+        self.kernel.sync_daemons = now_running.iter().map(describe).collect();
+    }
+
     /// Runs `fallbackcommand start|stop` where the need changed.
     fn run_fallback_commands(&mut self) {
         for (vi, v) in self.layout.virtuals.iter().enumerate() {
@@ -685,6 +790,17 @@ impl<B: Backend> Director<B> {
             }
             self.fallback_commands.insert(v.key, argument);
             self.effects.fallback_command(command, argument, cv);
+        }
+    }
+
+    /// The services in `scope`, or every managed one.
+    async fn read_scope(
+        &mut self,
+        scope: Option<&HashSet<ServiceKey>>,
+    ) -> Result<Table, IpvsError> {
+        match scope {
+            Some(keys) => read_services(&mut self.backend, keys).await,
+            None => self.read_managed().await,
         }
     }
 
@@ -837,10 +953,15 @@ pub(crate) fn adopt(
                 .iter()
                 .map(|r| {
                     let carried = old.and_then(|(old_layout, old_states)| {
-                        old_layout.reals(&r.id).iter().find_map(|&(ovi, ori)| {
-                            let same = old_layout.virtuals[ovi].reals[ori].identity == r.identity;
-                            same.then(|| old_states.get(ovi)?.get(ori).cloned())?
-                        })
+                        let same_dest = old_layout.reals(&r.id).iter().find(|&&(ovi, ori)| {
+                            old_layout.virtuals[ovi].reals[ori].identity == r.identity
+                        });
+                        // A new forwarding method can move the kernel destination (only
+                        // NAT maps ports) without changing the server or its check.
+                        let (ovi, ori) = same_dest
+                            .copied()
+                            .or_else(|| old_layout.real_with_check(&v.key, &r.identity))?;
+                        old_states.get(ovi)?.get(ori).cloned()
                     });
                     if let Some(state) = carried {
                         return state;
