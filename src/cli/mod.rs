@@ -9,9 +9,12 @@ pub mod check;
 pub mod dump_config;
 pub mod exit;
 pub mod legacy;
+pub mod lifecycle;
 pub mod list;
 pub mod names;
+pub mod plan;
 pub mod save;
+pub mod status_view;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -38,6 +41,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Some(word) if word == "check" => check::run(rest),
         Some(word) if word == "list" => list::run(rest),
         Some(word) if word == "save" => save::run(rest),
+        Some(word) if word == "plan" => plan::run(rest),
         Some(word) if word == "dump-config" => dump_config::run(rest),
         Some(word) if EXTRA_COMMANDS.contains(&word.as_str()) => exit::not_implemented(word),
         _ => legacy::run(rest),
