@@ -3,6 +3,7 @@
 //! Layers, with dependencies running one way:
 //! `config` and `ipvs` depend on nothing else here; `check` neither (it has its own spec
 //! types); `director` joins the three; `daemon` runs the director; `cli` and `ra` sit on top.
+//! `realserver` (the real-server side of LVS-DR) stands alone.
 
 pub mod check;
 pub mod cli;
@@ -11,3 +12,4 @@ pub mod daemon;
 pub mod director;
 pub mod ipvs;
 pub mod ra;
+pub mod realserver;

@@ -8,6 +8,7 @@
 pub mod check;
 pub mod exit;
 pub mod legacy;
+pub mod realserver;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -32,6 +33,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     let rest = args.get(1..).unwrap_or_default();
     match rest.iter().find(|a| !a.starts_with('-')) {
         Some(word) if word == "check" => check::run(rest),
+        Some(word) if word == "realserver" => realserver::run(rest),
         Some(word) if EXTRA_COMMANDS.contains(&word.as_str()) => exit::not_implemented(word),
         _ => legacy::run(rest),
     }
