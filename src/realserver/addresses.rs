@@ -1,8 +1,11 @@
 //! The host's address table as the real-server setup sees it: a trait with the netlink
-//! client ([`super::RtnlClient`]) and an in-memory table (tests) behind it.
+//! client ([`RtnlClient`]) and an in-memory table (tests) behind it.
 
 use std::future::Future;
 use std::net::IpAddr;
+
+pub use crate::rtnl::Change;
+use crate::rtnl::{RtnlClient, if_index, if_name};
 
 use super::error::RealServerError;
 use super::vip::Vip;
@@ -14,13 +17,6 @@ pub struct HostAddress {
     pub index: u32,
     pub addr: IpAddr,
     pub prefix_len: u8,
-}
-
-/// Whether a change was made or the table was already so.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    Made,
-    AlreadySo,
 }
 
 /// What `ldirectord realserver` needs from the kernel's address table.
@@ -86,10 +82,10 @@ impl MemoryTable {
 
     fn refuse(&mut self, what: &str) -> Result<(), RealServerError> {
         match self.fail_next.take() {
-            Some(errno) => Err(RealServerError::Kernel {
+            Some(errno) => Err(RealServerError::Rtnl(crate::rtnl::RtnlError::Kernel {
                 what: what.to_string(),
                 errno,
-            }),
+            })),
             None => Ok(()),
         }
     }
@@ -142,5 +138,51 @@ impl AddressTable for MemoryTable {
         } else {
             Change::AlreadySo
         })
+    }
+}
+
+impl AddressTable for RtnlClient {
+    async fn list(&mut self) -> Result<Vec<HostAddress>, RealServerError> {
+        let entries = self.addresses().await?;
+        let mut names: Vec<(u32, String)> = Vec::new();
+        Ok(entries
+            .into_iter()
+            .map(|e| {
+                let dev = match names.iter().find(|(i, _)| *i == e.index) {
+                    Some((_, n)) => n.clone(),
+                    None => {
+                        let n = if_name(e.index);
+                        names.push((e.index, n.clone()));
+                        n
+                    }
+                };
+                HostAddress {
+                    dev,
+                    index: e.index,
+                    addr: e.addr,
+                    prefix_len: e.prefix_len,
+                }
+            })
+            .collect())
+    }
+
+    fn index_of(&mut self, dev: &str) -> Result<u32, RealServerError> {
+        super::sysctl::check_iface_name(dev)?;
+        if_index(dev).ok_or_else(|| RealServerError::NoSuchDevice(dev.to_string()))
+    }
+
+    async fn add(&mut self, index: u32, vip: Vip) -> Result<Change, RealServerError> {
+        Ok(self
+            .add_address(index, vip.addr(), vip.prefix_len())
+            .await?)
+    }
+
+    async fn remove(
+        &mut self,
+        index: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+    ) -> Result<Change, RealServerError> {
+        Ok(self.delete_address(index, addr, prefix_len).await?)
     }
 }

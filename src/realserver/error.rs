@@ -1,7 +1,8 @@
 //! `RealServerError`: why preparing (or inspecting) a real server failed.
 
 use std::path::PathBuf;
-use std::time::Duration;
+
+use crate::rtnl::RtnlError;
 
 /// A failure of `ldirectord realserver`. Kernel refusals keep their errno so that the
 /// caller can tell "already there" from "not allowed".
@@ -16,14 +17,8 @@ pub enum RealServerError {
     NoSuchDevice(String),
     #[error("{0:?} is not a valid interface name")]
     BadDeviceName(String),
-    #[error("netlink: the kernel refused {what}: {}", describe(*.errno))]
-    Kernel { what: String, errno: i32 },
-    #[error("netlink: no answer from the kernel within {0:?}")]
-    Timeout(Duration),
-    #[error("netlink: malformed reply: {0}")]
-    Decode(String),
-    #[error("netlink socket: {0}")]
-    Netlink(#[source] std::io::Error),
+    #[error("netlink: {0}")]
+    Rtnl(#[from] RtnlError),
     #[error("{path}: {source}")]
     Sysctl {
         path: PathBuf,
@@ -52,9 +47,8 @@ impl RealServerError {
     /// The kernel's errno, for kernel refusals.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            RealServerError::Kernel { errno, .. } => Some(*errno),
-            RealServerError::Netlink(e)
-            | RealServerError::Sysctl { source: e, .. }
+            RealServerError::Rtnl(e) => e.errno(),
+            RealServerError::Sysctl { source: e, .. }
             | RealServerError::StateIo { source: e, .. } => e.raw_os_error(),
             _ => None,
         }
@@ -77,10 +71,3 @@ impl RealServerError {
 const EPERM: i32 = 1;
 const EACCES: i32 = 13;
 const EAFNOSUPPORT: i32 = 97;
-
-fn describe(errno: i32) -> String {
-    format!(
-        "{} (errno {errno})",
-        std::io::Error::from_raw_os_error(errno)
-    )
-}

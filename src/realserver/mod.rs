@@ -9,25 +9,23 @@
 //! * [`plan`]: facts + record → what to change, and what is wrong (pure).
 //! * [`setup`]: [`RealServer`] runs a plan: ARP before VIPs on start, VIPs before ARP on
 //!   stop, intent recorded before acting.
-//! * [`rtnl`]: RTM_NEWADDR/DELADDR/GETADDR bytes (sans-IO); [`client`]: the socket.
+//! * [`addresses`]: the address table, over [`crate::rtnl`] (or in memory, for tests).
 //! * [`sysctl`]: `/proc/sys/net/ipv4/conf` as files; [`state`]: the record in
 //!   `/run/ldirectord`, written safely.
 //!
-//! This module depends on nothing else in the crate.
+//! This module depends only on [`crate::rtnl`].
 
 pub mod addresses;
 pub mod arp;
-pub mod client;
 mod error;
 pub mod plan;
-pub mod rtnl;
 pub mod setup;
 pub mod state;
 pub mod sysctl;
 pub mod vip;
 
+pub use crate::rtnl::RtnlClient;
 pub use addresses::{AddressTable, Change, HostAddress, MemoryTable};
-pub use client::RtnlClient;
 pub use error::RealServerError;
 pub use plan::{Facts, Status};
 pub use setup::{Event, Outcome, RealServer};

@@ -1,6 +1,7 @@
-//! The three rtnetlink address messages a real server needs, sans-IO: RTM_GETADDR (dump),
-//! RTM_NEWADDR and RTM_DELADDR, built and parsed with `netlink-packet-route` and pinned
-//! here by bytes. The socket lives in [`super::client`].
+//! The rtnetlink messages this crate sends, sans-IO: RTM_GETADDR (dump), RTM_NEWADDR and
+//! RTM_DELADDR for `realserver`, RTM_GETROUTE (one lookup, as `ip route get`) for `doctor`.
+//! Built and parsed with `netlink-packet-route` and pinned here by bytes. The socket lives
+//! in [`super::client`].
 
 use std::net::IpAddr;
 
@@ -13,9 +14,9 @@ use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::{
     AddressAttribute, AddressHeaderFlags, AddressMessage, AddressScope,
 };
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
 
-use super::error::RealServerError;
-use super::vip::Vip;
+use super::error::RtnlError;
 
 /// One address of the host as the kernel lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,11 +26,36 @@ pub struct AddressEntry {
     pub prefix_len: u8,
 }
 
+/// What a route lookup found, as far as the director's checks care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    /// Delivered out of an interface, directly or through a gateway.
+    Unicast,
+    /// A local address of this host.
+    Local,
+    /// Unreachable, prohibited, blackhole, or anything else that does not forward.
+    NoRoute,
+}
+
+/// The answer to "how would this host send to that address?".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteEntry {
+    pub kind: RouteKind,
+    /// The outgoing interface's index.
+    pub oif: Option<u32>,
+    /// The next hop, when the destination is not on a directly attached network.
+    pub gateway: Option<IpAddr>,
+    /// The source address this host would use.
+    pub prefsrc: Option<IpAddr>,
+}
+
 /// What one received frame says about the request with its sequence number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// A dump entry (IPv4 or IPv6 address).
     Address(AddressEntry),
+    /// The answer to a route lookup.
+    Route(RouteEntry),
     /// A data frame of no interest (another family, another message type).
     Ignored,
     /// The end of a dump.
@@ -86,10 +112,10 @@ pub fn dump_addresses(seq: u32) -> Vec<u8> {
     )
 }
 
-/// Adds `vip` to interface `index`; EEXIST if it is already there.
-pub fn add_address(seq: u32, index: u32, vip: Vip) -> Vec<u8> {
-    let mut msg = address_message(index, vip.addr(), vip.prefix_len());
-    if !vip.is_ipv4() {
+/// Adds `addr/prefix_len` to interface `index`; EEXIST if it is already there.
+pub fn add_address(seq: u32, index: u32, addr: IpAddr, prefix_len: u8) -> Vec<u8> {
+    let mut msg = address_message(index, addr, prefix_len);
+    if addr.is_ipv6() {
         // Duplicate address detection would hold a VIP back as "tentative" for a second on
         // an interface that does it (not on `lo`); the director owns the VIP by design.
         msg.header.flags = AddressHeaderFlags::Nodad;
@@ -110,9 +136,25 @@ pub fn delete_address(seq: u32, index: u32, addr: IpAddr, prefix_len: u8) -> Vec
     )
 }
 
+/// Looks up the route to `dst` (as `ip route get DST` does), optionally as a packet
+/// carrying firewall mark `mark` would be routed.
+pub fn get_route(seq: u32, dst: IpAddr, mark: Option<u32>) -> Vec<u8> {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = match dst {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
+    msg.header.destination_prefix_length = if dst.is_ipv4() { 32 } else { 128 };
+    msg.attributes = vec![RouteAttribute::Destination(RouteAddress::from(dst))];
+    if let Some(mark) = mark {
+        msg.attributes.push(RouteAttribute::Mark(mark));
+    }
+    message(seq, NLM_F_REQUEST, RouteNetlinkMessage::GetRoute(msg))
+}
+
 /// Splits a datagram into frames and reads each one.
-pub fn decode(datagram: &[u8]) -> Result<Vec<Frame>, RealServerError> {
-    let bad = |e: String| RealServerError::Decode(e);
+pub fn decode(datagram: &[u8]) -> Result<Vec<Frame>, RtnlError> {
+    let bad = |e: String| RtnlError::Decode(e);
     let mut frames = Vec::new();
     let mut rest = datagram;
     while !rest.is_empty() {
@@ -134,6 +176,9 @@ pub fn decode(datagram: &[u8]) -> Result<Vec<Frame>, RealServerError> {
             },
             NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a)) => {
                 entry(&a).map_or(Reply::Ignored, Reply::Address)
+            }
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) => {
+                Reply::Route(route(&r))
             }
             _ => Reply::Ignored,
         };
@@ -168,12 +213,43 @@ fn entry(msg: &AddressMessage) -> Option<AddressEntry> {
     })
 }
 
+fn ip(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}
+
+fn route(msg: &RouteMessage) -> RouteEntry {
+    let mut entry = RouteEntry {
+        kind: match msg.header.kind {
+            RouteType::Unicast => RouteKind::Unicast,
+            RouteType::Local => RouteKind::Local,
+            _ => RouteKind::NoRoute,
+        },
+        oif: None,
+        gateway: None,
+        prefsrc: None,
+    };
+    for a in &msg.attributes {
+        match a {
+            RouteAttribute::Oif(i) => entry.oif = Some(*i),
+            RouteAttribute::Gateway(g) => entry.gateway = ip(g),
+            RouteAttribute::PrefSource(p) => entry.prefsrc = ip(p),
+            _ => {}
+        }
+    }
+    entry
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn vip(s: &str) -> Vip {
-        Vip::new(s.parse().unwrap()).unwrap()
+    fn vip(s: &str) -> (IpAddr, u8) {
+        let addr: IpAddr = s.parse().unwrap();
+        (addr, if addr.is_ipv4() { 32 } else { 128 })
     }
 
     /// `ip address add 10.0.0.100/32 dev lo` as strace shows it (seq 7, lo = index 1).
@@ -192,12 +268,14 @@ mod tests {
 
     #[test]
     fn newaddr_v4_bytes() {
-        assert_eq!(add_address(7, 1, vip("10.0.0.100")), NEWADDR_V4);
+        let (addr, prefix) = vip("10.0.0.100");
+        assert_eq!(add_address(7, 1, addr, prefix), NEWADDR_V4);
     }
 
     #[test]
     fn newaddr_v6_is_nodad_host_route() {
-        let bytes = add_address(8, 1, vip("fd00::100"));
+        let (addr, prefix) = vip("fd00::100");
+        let bytes = add_address(8, 1, addr, prefix);
         #[rustfmt::skip]
         let head: &[u8] = &[
             64, 0, 0, 0, 20, 0, 0x05, 0x06, 8, 0, 0, 0, 0, 0, 0, 0,
@@ -272,6 +350,42 @@ mod tests {
             ]
         );
         assert!(frames.iter().all(|f| !f.interrupted));
+    }
+
+    /// `ip route get 10.0.0.11 mark 0x10000` as strace shows it, and a kernel answer
+    /// (a route through a gateway, attributes as 6.1 sends them).
+    #[test]
+    fn route_lookup_bytes_and_answer() {
+        #[rustfmt::skip]
+        assert_eq!(get_route(5, "10.0.0.11".parse().unwrap(), Some(0x10000)), [
+            44, 0, 0, 0, 26, 0, 0x01, 0x00, 5, 0, 0, 0, 0, 0, 0, 0, // RTM_GETROUTE, REQUEST
+            2, 32, 0, 0,                    // rtmsg: AF_INET, dst /32, src /0, tos 0
+            0, 0, 0, 0,                     //   table, protocol, scope, type: unspecified
+            0, 0, 0, 0,                     //   flags
+            8, 0, 1, 0, 10, 0, 0, 11,       // RTA_DST
+            8, 0, 16, 0, 0, 0, 1, 0,        // RTA_MARK 0x10000
+        ]);
+        #[rustfmt::skip]
+        let answer: &[u8] = &[
+            68, 0, 0, 0, 24, 0, 0, 0, 5, 0, 0, 0, 0x39, 0x30, 0, 0, // RTM_NEWROUTE
+            2, 32, 0, 0, 254, 0, 0, 1,      // AF_INET /32, table main, unicast
+            0, 2, 0, 0,                     // flags: RTM_F_CLONED
+            8, 0, 15, 0, 254, 0, 0, 0,      // RTA_TABLE
+            8, 0, 1, 0, 192, 0, 2, 7,       // RTA_DST
+            8, 0, 4, 0, 3, 0, 0, 0,         // RTA_OIF 3
+            8, 0, 7, 0, 10, 0, 0, 1,        // RTA_PREFSRC 10.0.0.1
+            8, 0, 5, 0, 10, 0, 0, 254,      // RTA_GATEWAY 10.0.0.254
+        ];
+        let frames = decode(answer).unwrap();
+        assert_eq!(
+            frames[0].reply,
+            Reply::Route(RouteEntry {
+                kind: RouteKind::Unicast,
+                oif: Some(3),
+                gateway: Some("10.0.0.254".parse().unwrap()),
+                prefsrc: Some("10.0.0.1".parse().unwrap()),
+            })
+        );
     }
 
     #[test]

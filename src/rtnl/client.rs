@@ -1,5 +1,5 @@
-//! `RtnlClient`: the host's addresses over one rtnetlink socket, every round trip inside
-//! a deadline. The bytes are built and read in [`super::rtnl`].
+//! `RtnlClient`: the host's addresses and routes over one rtnetlink socket, every round
+//! trip inside a deadline. The bytes are built and read in [`super::codec`].
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -7,10 +7,8 @@ use std::time::Duration;
 use netlink_sys::{AsyncSocket, AsyncSocketExt, TokioSocket, protocols::NETLINK_ROUTE};
 use tokio::time::{Instant, timeout_at};
 
-use super::addresses::{AddressTable, Change, HostAddress};
-use super::error::RealServerError;
-use super::rtnl::{self, AddressEntry, Reply};
-use super::vip::Vip;
+use super::codec::{self, AddressEntry, Reply, RouteEntry};
+use super::error::RtnlError;
 
 /// The kernel sizes dump datagrams after the reader's buffer, up to 32 KiB.
 const RECV_BUFFER: usize = 64 * 1024;
@@ -22,7 +20,14 @@ const DUMP_ATTEMPTS: usize = 3;
 const EEXIST: i32 = 17;
 const EADDRNOTAVAIL: i32 = 99;
 
-/// The current network namespace's address table.
+/// Whether a change was made or the table was already so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Made,
+    AlreadySo,
+}
+
+/// The current network namespace's addresses and routes.
 pub struct RtnlClient {
     socket: TokioSocket,
     next_seq: u32,
@@ -40,12 +45,9 @@ impl std::fmt::Debug for RtnlClient {
 
 impl RtnlClient {
     /// Opens the socket; `timeout` bounds each round trip.
-    pub fn open(timeout: Duration) -> Result<RtnlClient, RealServerError> {
-        let mut socket = TokioSocket::new(NETLINK_ROUTE).map_err(RealServerError::Netlink)?;
-        socket
-            .socket_mut()
-            .bind_auto()
-            .map_err(RealServerError::Netlink)?;
+    pub fn open(timeout: Duration) -> Result<RtnlClient, RtnlError> {
+        let mut socket = TokioSocket::new(NETLINK_ROUTE)?;
+        socket.socket_mut().bind_auto()?;
         Ok(RtnlClient {
             socket,
             // Unpredictable, so that a late reply to an earlier user of the port cannot
@@ -58,11 +60,11 @@ impl RtnlClient {
 
     /// Talks to netlink port `port` instead of the kernel (tests play the kernel).
     #[cfg(test)]
-    fn connect_to(&mut self, port: u32) -> Result<(), RealServerError> {
-        self.socket
+    fn connect_to(&mut self, port: u32) -> Result<(), RtnlError> {
+        Ok(self
+            .socket
             .socket_mut()
-            .connect(&netlink_sys::SocketAddr::new(port, 0))
-            .map_err(RealServerError::Netlink)
+            .connect(&netlink_sys::SocketAddr::new(port, 0))?)
     }
 
     fn seq(&mut self) -> u32 {
@@ -71,57 +73,54 @@ impl RtnlClient {
         seq
     }
 
-    /// Sends `request` (already numbered `seq`) and reads until the kernel closes it.
-    /// Returns the dump entries and whether the dump was interrupted.
+    /// Sends `request` (already numbered `seq`) and reads until the kernel closes it,
+    /// handing every reply for it to `each`. Returns whether a dump was interrupted.
     async fn round_trip(
         &mut self,
         request: &[u8],
         seq: u32,
         what: &str,
-    ) -> Result<(Vec<AddressEntry>, bool), RealServerError> {
+        mut each: impl FnMut(Reply) -> Result<(), RtnlError>,
+    ) -> Result<bool, RtnlError> {
         let deadline = Instant::now() + self.timeout;
-        let timed_out = |_| RealServerError::Timeout(self.timeout);
+        let timed_out = |_| RtnlError::Timeout(self.timeout);
         let sent = timeout_at(deadline, self.socket.send(request))
             .await
-            .map_err(timed_out)?
-            .map_err(RealServerError::Netlink)?;
+            .map_err(timed_out)??;
         if sent != request.len() {
-            return Err(RealServerError::Decode(format!(
+            return Err(RtnlError::Decode(format!(
                 "short send: {sent} of {} bytes",
                 request.len()
             )));
         }
-        let mut entries = Vec::new();
         let mut interrupted = false;
         loop {
             let mut free: &mut [u8] = &mut self.buf[..];
             timeout_at(deadline, self.socket.recv(&mut free))
                 .await
-                .map_err(timed_out)?
-                .map_err(RealServerError::Netlink)?;
+                .map_err(timed_out)??;
             let len = RECV_BUFFER - free.len();
-            for frame in rtnl::decode(&self.buf[..len])? {
+            for frame in codec::decode(&self.buf[..len])? {
                 // Replies to a request that timed out earlier, or notifications.
                 if frame.seq != seq {
                     continue;
                 }
                 interrupted |= frame.interrupted;
                 match frame.reply {
-                    Reply::Address(entry) => {
-                        if entries.len() >= MAX_ENTRIES {
-                            return Err(RealServerError::Decode(format!(
-                                "more than {MAX_ENTRIES} addresses"
-                            )));
-                        }
-                        entries.push(entry);
-                    }
-                    Reply::Ignored => {}
-                    Reply::Done | Reply::Ack => return Ok((entries, interrupted)),
+                    Reply::Done | Reply::Ack => return Ok(interrupted),
                     Reply::Error(errno) => {
-                        return Err(RealServerError::Kernel {
+                        return Err(RtnlError::Kernel {
                             what: what.to_string(),
                             errno,
                         });
+                    }
+                    Reply::Ignored => {}
+                    reply => {
+                        each(reply)?;
+                        // A lookup (no dump, no ACK asked) ends with its one answer.
+                        if matches!(request_kind(request), RequestKind::Single) {
+                            return Ok(interrupted);
+                        }
                     }
                 }
             }
@@ -129,110 +128,146 @@ impl RtnlClient {
     }
 
     /// Every address, as the kernel reports it (interface indexes, no names).
-    pub async fn entries(&mut self) -> Result<Vec<AddressEntry>, RealServerError> {
+    pub async fn addresses(&mut self) -> Result<Vec<AddressEntry>, RtnlError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let seq = self.seq();
-            let request = rtnl::dump_addresses(seq);
-            let (entries, interrupted) =
-                self.round_trip(&request, seq, "listing addresses").await?;
+            let request = codec::dump_addresses(seq);
+            let mut entries = Vec::new();
+            let interrupted = self
+                .round_trip(&request, seq, "listing addresses", |reply| {
+                    if let Reply::Address(entry) = reply {
+                        if entries.len() >= MAX_ENTRIES {
+                            return Err(RtnlError::Decode(format!(
+                                "more than {MAX_ENTRIES} addresses"
+                            )));
+                        }
+                        entries.push(entry);
+                    }
+                    Ok(())
+                })
+                .await?;
             if !interrupted || attempt >= DUMP_ATTEMPTS {
                 return Ok(entries);
             }
         }
     }
-}
 
-/// The interface's name, or `if<N>` for one that vanished after the dump.
-fn if_name(index: u32) -> String {
-    nix::net::if_::if_indextoname(index)
-        .ok()
-        .and_then(|c| c.into_string().ok())
-        .unwrap_or_else(|| format!("if{index}"))
-}
-
-impl AddressTable for RtnlClient {
-    async fn list(&mut self) -> Result<Vec<HostAddress>, RealServerError> {
-        let entries = self.entries().await?;
-        let mut names: Vec<(u32, String)> = Vec::new();
-        Ok(entries
-            .into_iter()
-            .map(|e| {
-                let dev = match names.iter().find(|(i, _)| *i == e.index) {
-                    Some((_, n)) => n.clone(),
-                    None => {
-                        let n = if_name(e.index);
-                        names.push((e.index, n.clone()));
-                        n
-                    }
-                };
-                HostAddress {
-                    dev,
-                    index: e.index,
-                    addr: e.addr,
-                    prefix_len: e.prefix_len,
-                }
-            })
-            .collect())
-    }
-
-    fn index_of(&mut self, dev: &str) -> Result<u32, RealServerError> {
-        super::sysctl::check_iface_name(dev)?;
-        nix::net::if_::if_nametoindex(dev)
-            .map_err(|_| RealServerError::NoSuchDevice(dev.to_string()))
-    }
-
-    async fn add(&mut self, index: u32, vip: Vip) -> Result<Change, RealServerError> {
+    /// Adds `addr/prefix_len` to interface `index`.
+    pub async fn add_address(
+        &mut self,
+        index: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+    ) -> Result<Change, RtnlError> {
         let seq = self.seq();
-        let request = rtnl::add_address(seq, index, vip);
-        match self
-            .round_trip(&request, seq, &format!("adding {vip}"))
-            .await
-        {
+        let request = codec::add_address(seq, index, addr, prefix_len);
+        let what = format!("adding {addr}/{prefix_len}");
+        match self.round_trip(&request, seq, &what, |_| Ok(())).await {
             Ok(_) => Ok(Change::Made),
             Err(e) if e.errno() == Some(EEXIST) => Ok(Change::AlreadySo),
             Err(e) => Err(e),
         }
     }
 
-    async fn remove(
+    /// Removes `addr/prefix_len` from interface `index`.
+    pub async fn delete_address(
         &mut self,
         index: u32,
         addr: IpAddr,
         prefix_len: u8,
-    ) -> Result<Change, RealServerError> {
+    ) -> Result<Change, RtnlError> {
         let seq = self.seq();
-        let request = rtnl::delete_address(seq, index, addr, prefix_len);
+        let request = codec::delete_address(seq, index, addr, prefix_len);
         let what = format!("removing {addr}/{prefix_len}");
-        match self.round_trip(&request, seq, &what).await {
+        match self.round_trip(&request, seq, &what, |_| Ok(())).await {
             Ok(_) => Ok(Change::Made),
             Err(e) if e.errno() == Some(EADDRNOTAVAIL) => Ok(Change::AlreadySo),
             Err(e) => Err(e),
         }
     }
+
+    /// How this host would route a packet to `dst` (carrying firewall mark `mark`).
+    pub async fn route_to(
+        &mut self,
+        dst: IpAddr,
+        mark: Option<u32>,
+    ) -> Result<RouteEntry, RtnlError> {
+        let seq = self.seq();
+        let request = codec::get_route(seq, dst, mark);
+        let what = format!("a route lookup for {dst}");
+        let mut found = None;
+        self.round_trip(&request, seq, &what, |reply| {
+            if let Reply::Route(r) = reply {
+                found = Some(r);
+            }
+            Ok(())
+        })
+        .await?;
+        found.ok_or_else(|| RtnlError::Decode(format!("no route in the answer for {dst}")))
+    }
+}
+
+enum RequestKind {
+    /// Answered by a dump (`NLMSG_DONE`) or an ACK.
+    Closed,
+    /// Answered by one message and nothing after it.
+    Single,
+}
+
+/// `NLM_F_DUMP` and `NLM_F_ACK` requests end with DONE or an ACK; anything else with its
+/// one answer (or an error).
+fn request_kind(request: &[u8]) -> RequestKind {
+    let flags = request
+        .get(6..8)
+        .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
+    let closed = netlink_packet_core::NLM_F_DUMP | netlink_packet_core::NLM_F_ACK;
+    if flags & closed != 0 {
+        RequestKind::Closed
+    } else {
+        RequestKind::Single
+    }
+}
+
+/// The name of interface `index`, or `if<N>` for one that vanished.
+pub fn if_name(index: u32) -> String {
+    nix::net::if_::if_indextoname(index)
+        .ok()
+        .and_then(|c| c.into_string().ok())
+        .unwrap_or_else(|| format!("if{index}"))
+}
+
+/// The index of interface `name`, if there is one.
+pub fn if_index(name: &str) -> Option<u32> {
+    nix::net::if_::if_nametoindex(name).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Reading is harmless: the host's own loopback has 127.0.0.1/8.
+    /// Reading is harmless: the host's own loopback has 127.0.0.1/8, and the route to
+    /// 127.0.0.1 is a local one.
     #[tokio::test]
-    async fn lists_this_hosts_loopback() {
+    async fn reads_this_hosts_loopback() {
         let mut client = RtnlClient::open(Duration::from_secs(5)).unwrap();
-        let all = client.list().await.unwrap();
+        let all = client.addresses().await.unwrap();
+        let lo = if_index("lo").unwrap();
+        assert_eq!(if_name(lo), "lo");
         assert!(
-            all.iter().any(|a| a.dev == "lo"
+            all.iter().any(|a| a.index == lo
                 && a.addr == IpAddr::from([127, 0, 0, 1])
                 && a.prefix_len == 8),
             "{all:?}"
         );
-        assert_eq!(client.index_of("lo").unwrap(), 1);
-        assert!(matches!(
-            client.index_of("nosuchif0"),
-            Err(RealServerError::NoSuchDevice(_))
-        ));
+        assert_eq!(if_index("nosuchif0"), None);
+        let route = client
+            .route_to(IpAddr::from([127, 0, 0, 1]), None)
+            .await
+            .unwrap();
+        assert_eq!(route.kind, super::super::RouteKind::Local);
+        assert_eq!(route.oif, Some(lo));
     }
 
     /// A peer socket that reads requests and answers with `answer(request)`.
@@ -288,26 +323,25 @@ mod tests {
         })
         .await;
         let mut client = client_talking_to(port, Duration::from_secs(5)).await;
-        let vip = Vip::new("10.0.0.100".parse().unwrap()).unwrap();
-        match client.add(1, vip).await {
+        let vip: IpAddr = "10.0.0.100".parse().unwrap();
+        match client.add_address(1, vip, 32).await {
             Ok(change) => assert_eq!(change, Change::AlreadySo),
-            Err(RealServerError::Netlink(e)) if e.raw_os_error() == Some(1) => {
+            Err(RtnlError::Io(e)) if e.raw_os_error() == Some(1) => {
                 panic!("needs CAP_NET_ADMIN to play the kernel: run the tests as root")
             }
             Err(e) => panic!("{e}"),
         }
         let port = peer(|request| vec![error_frame(seq_of(request), -1)]).await;
         let mut client = client_talking_to(port, Duration::from_secs(5)).await;
-        let err = client.add(1, vip).await.unwrap_err();
+        let err = client.add_address(1, vip, 32).await.unwrap_err();
         assert_eq!(err.errno(), Some(1));
-        assert!(err.hint().unwrap().contains("root"), "{err}");
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_silent_kernel_is_a_timeout_not_a_hang() {
         let port = peer(|_| Vec::new()).await;
         let mut client = client_talking_to(port, Duration::from_millis(300)).await;
-        let err = client.entries().await.unwrap_err();
-        assert!(matches!(err, RealServerError::Timeout(_)), "{err}");
+        let err = client.addresses().await.unwrap_err();
+        assert!(matches!(err, RtnlError::Timeout(_)), "{err}");
     }
 }
