@@ -6,6 +6,7 @@
 //! else goes to the legacy parser in [`legacy`].
 
 pub mod check;
+pub mod dump_config;
 pub mod exit;
 pub mod legacy;
 pub mod realserver;
@@ -33,6 +34,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     let rest = args.get(1..).unwrap_or_default();
     match rest.iter().find(|a| !a.starts_with('-')) {
         Some(word) if word == "check" => check::run(rest),
+        Some(word) if word == "dump-config" => dump_config::run(rest),
         Some(word) if word == "realserver" => realserver::run(rest),
         Some(word) if EXTRA_COMMANDS.contains(&word.as_str()) => exit::not_implemented(word),
         _ => legacy::run(rest),

@@ -8,6 +8,7 @@ mod error;
 mod load;
 pub mod model;
 mod read;
+mod render;
 mod resolve;
 mod syntax;
 
@@ -18,4 +19,5 @@ pub use load::{
 };
 pub use model::*;
 pub use read::{MAX_RANGE, MAX_REALS};
+pub use render::render;
 pub use resolve::{FakeHost, Host, Services, SystemHost};

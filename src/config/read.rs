@@ -189,8 +189,6 @@ struct Val<'s> {
     key: &'s str,
     text: &'s str,
     span: Span,
-    /// The whole line's entry, for messages about the directive as a whole.
-    entry: Span,
 }
 
 struct Reader<'s> {
@@ -347,13 +345,12 @@ impl<'s> Reader<'s> {
                 key,
                 key_span,
                 value,
-                span,
+                ..
             } => {
                 let val = value.map(|(text, vspan)| Val {
                     key,
                     text,
                     span: vspan,
-                    entry: span,
                 });
                 Some((key, val, key_span))
             }
@@ -362,7 +359,8 @@ impl<'s> Reader<'s> {
                     .chars()
                     .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
                     .collect();
-                let mut d = self.error(span, "not a directive: expected `name = value`");
+                let mut d = self.error(span, "not a directive");
+                d.label = Some("expected `name = value`".into());
                 if let Some(info) = directives::find(&word) {
                     d.label = Some(format!("expected `=` after `{word}`"));
                     d = d.help(format!("write `{} = {}`", info.name, info.syntax));
@@ -375,6 +373,17 @@ impl<'s> Reader<'s> {
                 self.fail(d)
             }
         }
+    }
+
+    fn deprecated(&mut self, key: &str, key_span: Span, reason: &str) {
+        let mut d = self.error(key_span, reason.to_owned());
+        d.label = Some("no longer supported".into());
+        let d = if key == "timeout" {
+            d.help("write `checktimeout = SECONDS` and/or `negotiatetimeout = SECONDS`")
+        } else {
+            d.help("write `negotiatetimeout = SECONDS`")
+        };
+        self.push(d);
     }
 
     /// The error for a directive that is not known (or not allowed here).
@@ -452,47 +461,78 @@ impl<'s> Reader<'s> {
 
     /// Parses `v` with `rule`; on failure reports where, expecting `expected`.
     fn parse_value(&mut self, rule: Rule, v: Val<'s>, expected: &str) -> Option<Pairs<'s, Rule>> {
-        match CfParser::parse(rule, v.text) {
-            Ok(pairs) => Some(pairs),
-            Err(e) => {
-                let pos = match e.location {
-                    pest::error::InputLocation::Pos(p) => p,
-                    pest::error::InputLocation::Span((s, _)) => s,
-                };
-                let start = v.span.start + pos;
-                let end = if pos >= v.text.len() {
-                    start
-                } else {
-                    // Underline the word that failed.
-                    let rest = &v.text[pos..];
-                    let len = rest
-                        .find(|c: char| c.is_whitespace() || c == ',' || c == '"')
-                        .unwrap_or(rest.len())
-                        .max(rest.chars().next().map_or(1, char::len_utf8));
-                    start + len
-                };
-                let positives = match &e.variant {
-                    pest::error::ErrorVariant::ParsingError { positives, .. } => positives.clone(),
-                    pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
-                };
-                let described = describe(&positives);
-                let what = if pos >= v.text.len() && v.text.is_empty() {
-                    format!("missing value for `{}`", v.key)
-                } else {
-                    format!("invalid value for `{}`", v.key)
-                };
-                let mut d = self.error(Span::new(start, end), what);
-                d.label = Some(match &described {
-                    Some(text) => format!("expected {text}"),
-                    None => format!("expected {expected}"),
-                });
-                if described.is_some() {
-                    let syntax = directives::find(v.key).map_or("", |d| d.syntax);
-                    d = d.note(format!("syntax: {} = {syntax}", v.key));
+        let first_err = match CfParser::parse(rule, v.text) {
+            Ok(pairs) => return Some(pairs),
+            Err(e) => e,
+        };
+        // Detailed attempts (the furthest position reached, and the rules tried there) cost
+        // time on every parse, so they are switched on at the first error, and stay on.
+        pest::set_error_detail(true);
+        let e = CfParser::parse(rule, v.text).err().unwrap_or(first_err);
+        let loc = match e.location {
+            pest::error::InputLocation::Pos(p) => p,
+            pest::error::InputLocation::Span((s, _)) => s,
+        };
+        let mut rules: Vec<Rule> = match &e.variant {
+            pest::error::ErrorVariant::ParsingError { positives, .. } => positives.clone(),
+            pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
+        };
+        let mut pos = loc.min(v.text.len());
+        if let Some(a) = e.parse_attempts() {
+            let max = a.max_position.min(v.text.len());
+            // Point at the start of the word where parsing got furthest (the end of the
+            // value when it ran out); pest's own position is often the start of the value.
+            let word_start = if max == v.text.len() {
+                max
+            } else {
+                v.text[..max].rfind([' ', '\t']).map_or(0, |i| i + 1)
+            };
+            if word_start > pos {
+                pos = word_start;
+                rules.clear();
+            }
+            if max == pos || word_start == pos {
+                for stack in a.call_stacks() {
+                    if let Some(r) = stack.deepest.get_rule() {
+                        rules.push(*r);
+                    }
                 }
-                self.fail(d)
             }
         }
+        let start = v.span.start + pos;
+        let rest = &v.text[pos..];
+        // Underline the word that failed.
+        let len = rest
+            .find(|c: char| c.is_whitespace() || c == ',' || c == '"')
+            .unwrap_or(rest.len())
+            .max(rest.chars().next().map_or(0, char::len_utf8));
+
+        let what = if v.text.is_empty() {
+            format!("missing value for `{}`", v.key)
+        } else {
+            format!("invalid value for `{}`", v.key)
+        };
+        let mut d = self.error(Span::new(start, start + len), what);
+        let at_end = rest.trim().is_empty();
+        let described =
+            if at_end && matches!(rule, Rule::real_value) && !v.text.contains([' ', '\t']) {
+                Some("a forwarding method (gate, masq or ipip) after the address".to_owned())
+            } else {
+                describe(&rules)
+            };
+        d.label = Some(match &described {
+            Some(text) => format!("expected {text}"),
+            None => format!("expected {expected}"),
+        });
+        if matches!(rule, Rule::real_value) && rest.starts_with('[') {
+            d = d
+                .help("a range of real servers is written FIRST->LAST, e.g. `192.168.1.1->192.168.1.3`")
+                .note("the Perl ldirectord silently reads this line as a real server 0.0.0.80");
+        } else if described.is_some() {
+            let syntax = directives::find(v.key).map_or("", |d| d.syntax);
+            d = d.note(format!("syntax: {} = {syntax}", v.key));
+        }
+        self.fail(d)
     }
 
     /// Warns about text after a valid value that the Perl code ignores too.
@@ -854,7 +894,7 @@ impl<'s> Reader<'s> {
             ($field:ident, $parse:ident) => {{
                 if let Some(v) = self.need(key, key_span, val) {
                     if let Some(x) = self.$parse(v) {
-                        self.replace(&mut s.$field, x, v.entry, key);
+                        self.replace(&mut s.$field, x, v.span, key);
                     }
                 }
             }};
@@ -872,7 +912,7 @@ impl<'s> Reader<'s> {
                         .warning(key_span, "checkcount is deprecated and slated for removal")
                         .help("use failurecount");
                     self.push(d);
-                    self.replace(&mut s.checkcount, x, v.entry, key);
+                    self.replace(&mut s.checkcount, x, v.span, key);
                 }
             }
             "fallback" | "fallback6" => {
@@ -900,7 +940,7 @@ impl<'s> Reader<'s> {
                     } else {
                         &mut s.fallback
                     };
-                    self.replace(slot, x, v.entry, key);
+                    self.replace(slot, x, v.span, key);
                 }
             }
             "fallbackcommand" => set!(fallbackcommand, opt_quoted),
@@ -917,7 +957,7 @@ impl<'s> Reader<'s> {
                     }
                 };
                 if let Some(x) = self.alert_statuses(v) {
-                    self.replace(&mut s.emailalertstatus, x, v.entry, key);
+                    self.replace(&mut s.emailalertstatus, x, v.span, key);
                 }
             }
             "smtp" => {
@@ -929,7 +969,7 @@ impl<'s> Reader<'s> {
                         .map_or("", |p| p.as_str())
                         .to_owned();
                     self.junk(&pairs, v);
-                    self.replace(&mut s.smtp, host, v.entry, key);
+                    self.replace(&mut s.smtp, host, v.span, key);
                 }
             }
             _ => return false,
@@ -945,8 +985,7 @@ impl<'s> Reader<'s> {
             return;
         };
         if let Some(reason) = directives::find(key).and_then(|d| d.rejected) {
-            let d = self.error(key_span, reason.to_owned());
-            self.push(d);
+            self.deprecated(key, key_span, reason);
             return;
         }
         if self.shared(&mut g.shared, key, key_span, val, None) {
@@ -959,7 +998,7 @@ impl<'s> Reader<'s> {
             ($field:ident, $parse:ident) => {{
                 if let Some(v) = self.need(key, key_span, val) {
                     if let Some(x) = self.$parse(v) {
-                        self.replace(&mut g.$field, x, v.entry, key);
+                        self.replace(&mut g.$field, x, v.span, key);
                     }
                 }
             }};
@@ -986,7 +1025,7 @@ impl<'s> Reader<'s> {
                         let d = self.warning(v.span, "empty callback: no program is run");
                         self.push(d);
                     } else {
-                        self.replace(&mut g.callback, x, v.entry, key);
+                        self.replace(&mut g.callback, x, v.span, key);
                     }
                 }
             }
@@ -995,7 +1034,7 @@ impl<'s> Reader<'s> {
                     && let Some(x) = self.quoted_nonempty(v)
                     && let Some(t) = self.log_target(&x, v)
                 {
-                    self.replace(&mut g.logfile, t, v.entry, key);
+                    self.replace(&mut g.logfile, t, v.span, key);
                 }
             }
             "execute" => {
@@ -1015,12 +1054,12 @@ impl<'s> Reader<'s> {
                             Some("no real server is in maintenance until it is created".into());
                         self.push(d);
                     }
-                    self.replace(&mut g.maintenancedir, path, v.entry, key);
+                    self.replace(&mut g.maintenancedir, path, v.span, key);
                 }
             }
             "emailalertfrom" => {
                 if let Some(v) = self.need(key, key_span, val) {
-                    self.replace(&mut g.emailalertfrom, v.text.to_owned(), v.entry, key);
+                    self.replace(&mut g.emailalertfrom, v.text.to_owned(), v.span, key);
                 }
             }
             "virtual" | "virtual6" => {
@@ -1284,8 +1323,7 @@ impl<'s> Reader<'s> {
             .and_then(|d| d.rejected)
             .filter(|_| key != "timeout")
         {
-            let d = self.error(key_span, reason.to_owned());
-            self.push(d);
+            self.deprecated(key, key_span, reason);
             return;
         }
         if self.shared(&mut spec.shared, key, key_span, val, Some(spec.family)) {
@@ -1295,7 +1333,7 @@ impl<'s> Reader<'s> {
             ($field:ident, $parse:ident) => {{
                 if let Some(v) = self.need(key, key_span, val) {
                     if let Some(x) = self.$parse(v) {
-                        self.replace(&mut spec.$field, x, v.entry, key);
+                        self.replace(&mut spec.$field, x, v.span, key);
                     }
                 }
             }};
@@ -1329,7 +1367,7 @@ impl<'s> Reader<'s> {
                     } else {
                         format!("/{x}")
                     };
-                    self.replace(&mut spec.request, x, v.entry, key);
+                    self.replace(&mut spec.request, x, v.span, key);
                 }
             }
             "receive" => set!(receive, quoted_nonempty),
@@ -1353,7 +1391,7 @@ impl<'s> Reader<'s> {
                         self.push(d);
                         return;
                     }
-                    self.replace(&mut spec.monitorfile, path, v.entry, key);
+                    self.replace(&mut spec.monitorfile, path, v.span, key);
                 }
             }
             "virtualhost" => set!(virtualhost, opt_quoted),
@@ -1367,7 +1405,7 @@ impl<'s> Reader<'s> {
                         .and_then(|p| TlsVerify::from_name(p.as_str()));
                     self.junk(&pairs, v);
                     if let Some(m) = m {
-                        self.replace(&mut spec.tlsverify, m, v.entry, key);
+                        self.replace(&mut spec.tlsverify, m, v.span, key);
                     }
                 }
             }
@@ -1378,7 +1416,7 @@ impl<'s> Reader<'s> {
                     } else {
                         &mut spec.comment
                     };
-                    self.replace(slot, v.text.to_owned(), v.entry, key);
+                    self.replace(slot, v.text.to_owned(), v.span, key);
                 } else {
                     let d = self.warning(key_span, format!("empty `{key}` is ignored"));
                     self.push(d);
@@ -1416,7 +1454,7 @@ impl<'s> Reader<'s> {
                         };
                         self.junk(&pairs, v);
                         if let Some(ct) = ct {
-                            self.replace(&mut spec.checktype, ct, v.entry, key);
+                            self.replace(&mut spec.checktype, ct, v.span, key);
                         }
                     } else if let Some(s) =
                         directives::nearest(v.text, CheckType::KEYWORDS.iter().map(|c| c.keyword()))
@@ -1438,7 +1476,7 @@ impl<'s> Reader<'s> {
                                 "use checktype=external with a script that runs sqlplus, or checktype=connect",
                             ));
                         } else if let Some(svc) = svc {
-                            self.replace(&mut spec.service, svc, v.entry, key);
+                            self.replace(&mut spec.service, svc, v.span, key);
                         }
                     } else if let Some(s) = directives::nearest(v.text, Service::ALL.iter().map(|s| s.as_str()))
                         && let Some(d) = self.errors.last_mut() {
@@ -1458,7 +1496,7 @@ impl<'s> Reader<'s> {
                     } else {
                         HttpMethod::Get
                     };
-                    self.replace(&mut spec.httpmethod, m, v.entry, key);
+                    self.replace(&mut spec.httpmethod, m, v.span, key);
                 }
             }
             "checkport" => {
@@ -1466,7 +1504,7 @@ impl<'s> Reader<'s> {
                     && let Some(n) = self.number(v)
                 {
                     match u16::try_from(n) {
-                        Ok(p) if p > 0 => self.replace(&mut spec.checkport, p, v.entry, key),
+                        Ok(p) if p > 0 => self.replace(&mut spec.checkport, p, v.span, key),
                         _ => {
                             let mut d = self.error(v.span, "checkport out of range");
                             d.label = Some("expected 1..65535".into());
@@ -1503,7 +1541,7 @@ impl<'s> Reader<'s> {
                         }
                         self.push(d);
                     }
-                    self.replace(&mut spec.scheduler, name, v.entry, key);
+                    self.replace(&mut spec.scheduler, name, v.span, key);
                 }
             }
             "persistent" => {
@@ -1515,7 +1553,7 @@ impl<'s> Reader<'s> {
                         d.label = Some(format!("expected 1..{MAX_PERSISTENT} seconds"));
                         self.push(d);
                     } else {
-                        self.replace(&mut spec.persistent, n, v.entry, key);
+                        self.replace(&mut spec.persistent, n, v.span, key);
                     }
                 }
             }
@@ -1556,7 +1594,7 @@ impl<'s> Reader<'s> {
                     }
                     self.junk(&pairs, v);
                     if ok {
-                        self.replace(&mut spec.schedflags, flags, v.entry, key);
+                        self.replace(&mut spec.schedflags, flags, v.span, key);
                     }
                 }
             }
@@ -1571,7 +1609,7 @@ impl<'s> Reader<'s> {
                         _ => None,
                     };
                     self.junk(&pairs, v);
-                    self.replace(&mut spec.protocol, p, v.entry, key);
+                    self.replace(&mut spec.protocol, p, v.span, key);
                 }
             }
             "ops" => set!(ops, yes_no),
@@ -1602,7 +1640,7 @@ impl<'s> Reader<'s> {
             _ => None,
         };
         match mask {
-            Some(m) => self.replace(&mut spec.netmask, m, v.entry, "netmask"),
+            Some(m) => self.replace(&mut spec.netmask, m, v.span, "netmask"),
             None => {
                 let mut d = self.error(v.span, "invalid netmask");
                 d.label = Some(if six {

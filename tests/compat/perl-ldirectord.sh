@@ -8,7 +8,8 @@
 #   perl-ldirectord.sh --root               prints the unpacked root (fetching if needed)
 #   perl-ldirectord.sh --check-config FILE  run only the Perl config reader on FILE:
 #                                           exit 0 = accepted, 1 = rejected (message on stdout),
-#                                           2 = could not run
+#                                           2 = could not run, 3 = still reading after
+#                                           $LDIRECTORD_PERL_TIMEOUT seconds (default 30)
 #   perl-ldirectord.sh ARGS...              run the Perl ldirectord with ARGS
 #
 # Environment: LDIRECTORD_PERL_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/ldirectord-perl).
@@ -81,8 +82,11 @@ check_config() {
   # A unique config name, so the pid file it looks for (and deletes on error) is never real.
   cp "$file" "$scratch/compat-$$-check.cf"
   rc=0
-  out=$(cd "$scratch" && timeout 60 perl "$PERL_LDIRECTORD" -d "$scratch/compat-$$-check.cf" status 2>&1) || rc=$?
+  # KILL: its TERM handler only sets a flag that the config reader never looks at.
+  out=$(cd "$scratch" && timeout -s KILL "${LDIRECTORD_PERL_TIMEOUT:-30}" \
+    perl "$PERL_LDIRECTORD" -d "$scratch/compat-$$-check.cf" status 2>&1) || rc=$?
   case $rc in
+    137) echo "timeout"; return 3 ;;
     0 | 1 | 3) echo "ok"; return 0 ;;
     2)
       grep -E '^(Error|Warning) ' <<<"$out" | sed "s#$scratch/compat-$$-check.cf#$file#g" || true

@@ -1,0 +1,72 @@
+//! `ldirectord dump-config [configfile] [--json]`: the configuration with every setting in
+//! effect (defaults filled in, names resolved, ranges expanded), as `ldirectord.cf` text that
+//! reads back to the same thing, or as JSON.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::config;
+
+use super::exit;
+use super::legacy::{DEFAULT_CONFIG, locate, print_load_error};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ldirectord dump-config",
+    about = "Print the configuration with every setting in effect"
+)]
+struct Args {
+    /// Configuration file (a bare name is looked up under /etc/ha.d, as for the other commands)
+    #[arg(default_value = DEFAULT_CONFIG)]
+    configfile: String,
+    /// Print the model as JSON instead of ldirectord.cf text
+    #[arg(long)]
+    json: bool,
+}
+
+/// `args`: the words after the program name, `dump-config` included.
+pub fn run(args: &[String]) -> ExitCode {
+    let mut rest: Vec<&str> = args.iter().map(String::as_str).collect();
+    if let Some(i) = rest.iter().position(|a| *a == "dump-config") {
+        rest.remove(i);
+    }
+    let args = match Args::try_parse_from(std::iter::once("ldirectord dump-config").chain(rest)) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    let path = match locate(&args.configfile) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    match config::load(&path) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("{w}");
+            }
+            if args.json {
+                match serde_json::to_string_pretty(&loaded.config) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("ldirectord: {e}");
+                        return ExitCode::from(exit::FAILURE);
+                    }
+                }
+            } else {
+                print!("{}", config::render(&loaded.config));
+            }
+            ExitCode::from(exit::OK)
+        }
+        Err(e) => {
+            print_load_error(&path, &e);
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
