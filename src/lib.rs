@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod director;
+pub mod doctor;
 pub mod ipvs;
 pub mod ra;
 pub mod realserver;

@@ -6,6 +6,7 @@
 //! else goes to the legacy parser in [`legacy`].
 
 pub mod check;
+pub mod doctor;
 pub mod dump_config;
 pub mod exit;
 pub mod legacy;
@@ -36,6 +37,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Some(word) if word == "check" => check::run(rest),
         Some(word) if word == "dump-config" => dump_config::run(rest),
         Some(word) if word == "realserver" => realserver::run(rest),
+        Some(word) if word == "doctor" => doctor::run(rest),
         Some(word) if EXTRA_COMMANDS.contains(&word.as_str()) => exit::not_implemented(word),
         _ => legacy::run(rest),
     }
