@@ -46,11 +46,14 @@
 //! * [`maintenance`]: the maintenance directory, names looked up in the background.
 //! * [`checks`]: the seam to the check engine: [`HealthChecks`] in, [`Observation`] out.
 //! * [`check_spec`]: the pure mapping of the configuration to a check (Perl `ld_setup`).
+//! * [`datapath`]: the firewall-mark services of checks through the data path
+//!   (`checkdatapath=yes`).
 
 pub mod alerts;
 pub mod check_spec;
 pub mod checks;
 mod command;
+pub mod datapath;
 pub mod desired;
 pub mod effects;
 mod error;

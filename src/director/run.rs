@@ -20,6 +20,7 @@ use crate::ipvs::{Backend, DestKey, IpvsError, Op, ServiceKey, Table, plan};
 
 use super::checks::{EngineChecks, HealthChecks, Observation, WantedCheck};
 use super::command::Command;
+use super::datapath::is_datapath;
 use super::desired::{FallbackNeed, desired};
 use super::effects::{AlertKind, Change, Effects};
 use super::error::DirectorError;
@@ -80,6 +81,9 @@ pub struct Director<B> {
     /// The last apply left something undone; the next timer pass retries it.
     retrying: bool,
     dirty: bool,
+    /// Marks of the data-path services found in the kernel at the last read: only their
+    /// checks run.
+    datapath_present: HashSet<u32>,
 }
 
 impl<B: Backend> Director<B> {
@@ -109,6 +113,7 @@ impl<B: Backend> Director<B> {
             kernel_weights: HashMap::new(),
             retrying: false,
             dirty: false,
+            datapath_present: HashSet::new(),
         }
     }
 
@@ -206,6 +211,13 @@ impl<B: Backend> Director<B> {
             .await
             .map_err(|source| DirectorError::Kernel { source })?;
         self.states = adopt(&self.config, &self.layout, &actual, None, Instant::now());
+        self.retired.extend(
+            actual
+                .services
+                .iter()
+                .map(|(s, _)| s.key)
+                .filter(|k| is_datapath(k) && !self.layout.datapath.keys().any(|d| d == *k)),
+        );
         self.resolve_names();
         self.set_checks();
         self.reconcile_with(Trigger::Start, Some(actual)).await;
@@ -271,6 +283,8 @@ impl<B: Backend> Director<B> {
             .filter(|(vi, _)| self.layout.owns_service(*vi))
             .filter(|(vi, _)| self.config.virtuals.get(*vi).is_some_and(|v| v.cleanstop))
             .map(|(_, v)| v.key)
+            // no client traffic goes through a data-path service: always removed
+            .chain(self.layout.datapath.keys())
             .collect();
         if !clean.is_empty() {
             match self.read_managed().await {
@@ -310,10 +324,16 @@ impl<B: Backend> Director<B> {
             };
             for (ri, r) in v.reals.iter().enumerate() {
                 if let Some(real) = cv.reals.get(ri) {
+                    let datapath = self.layout.datapath.mark_of(vi, ri);
+                    // Without its service a marked check would be delivered to this host.
+                    if datapath.is_some_and(|m| !self.datapath_present.contains(&m)) {
+                        continue;
+                    }
                     wanted.push(WantedCheck {
                         id: r.id,
                         virtual_server: cv,
                         real,
+                        datapath,
                     });
                 }
             }
@@ -461,6 +481,20 @@ impl<B: Backend> Director<B> {
     }
 
     fn synced(&mut self, table: &Table, pending: usize) {
+        let present: HashSet<u32> = table
+            .services
+            .iter()
+            .filter_map(|(s, dests)| match s.key {
+                ServiceKey::Fwmark { mark, .. } if is_datapath(&s.key) && !dests.is_empty() => {
+                    Some(mark)
+                }
+                _ => None,
+            })
+            .collect();
+        if present != self.datapath_present && self.phase != Phase::Stopping {
+            self.datapath_present = present;
+            self.set_checks();
+        }
         self.kernel_weights = table
             .services
             .iter()
@@ -757,7 +791,8 @@ pub(crate) async fn read_services<B: Backend>(
     let services = backend.services().await?;
     let mut table = Table::default();
     for service in services {
-        if !keys.contains(&service.key.canonical()) {
+        // data-path services of an earlier run are read too, so that they can be removed
+        if !keys.contains(&service.key.canonical()) && !is_datapath(&service.key) {
             continue;
         }
         let dests = backend.dests(&service.key).await?;
