@@ -116,6 +116,7 @@ pub fn diagnose(config: &Config, specs: &[CheckSpec], facts: &Facts) -> Vec<Find
     vips(config, facts, &mut out);
     forwarding(config, facts, &mut out);
     routes(config, facts, &mut out);
+    datapath(config, facts, &mut out);
     sync(facts, &mut out);
     for note in &facts.notes {
         out.push(Finding::new(
@@ -409,6 +410,49 @@ fn routes(config: &Config, facts: &Facts, out: &mut Vec<Finding>) {
     }
 }
 
+/// `checkdatapath=yes` with direct routing or tunnelling: the real server answers the check
+/// from the VIP, which is an address of this director, and the kernel drops packets that
+/// arrive with a local source address unless `accept_local` is on for the interface they
+/// arrive on (measured in the VM; strict `rp_filter` did not matter there). NAT replies
+/// come from the real server's address and need nothing.
+fn datapath(config: &Config, facts: &Facts, out: &mut Vec<Finding>) {
+    let mut seen = BTreeSet::new();
+    for v in config.virtuals.iter().filter(|v| v.check.datapath) {
+        for r in &v.reals {
+            if r.addr.is_ipv6() || r.forwarding == Forwarding::Masq {
+                continue;
+            }
+            let Some(Ok(route)) = facts.routes.get(&r.addr) else {
+                continue;
+            };
+            let Some(dev) = route.dev.as_deref() else {
+                continue;
+            };
+            if !seen.insert(dev.to_string()) {
+                continue;
+            }
+            match facts.effective_or(dev, "accept_local") {
+                Some(true) => out.push(Finding::new(
+                    Severity::Ok,
+                    "datapath",
+                    format!("checks through the data path: accept_local is on for {dev}"),
+                )),
+                _ => out.push(
+                    Finding::new(
+                        Severity::Fail,
+                        "datapath",
+                        format!(
+                            "checkdatapath ({}): real servers answer the check from the VIP, an address of this host, and {dev} drops such packets unless accept_local=1; every data-path check would fail",
+                            at(v)
+                        ),
+                    )
+                    .fix(format!("sysctl -w net.ipv4.conf.{dev}.accept_local=1, and set it in /etc/sysctl.d/")),
+                ),
+            }
+        }
+    }
+}
+
 fn sync(facts: &Facts, out: &mut Vec<Finding>) {
     match &facts.sync {
         Sync::NotRead(why) => out.push(Finding::new(
@@ -626,6 +670,34 @@ mod tests {
         assert!(!blocks, "{text}");
         assert!(text.contains("info  sync daemon state not read: ip_vs is not loaded"));
         assert!(text.contains("info  not checked: addresses: permission denied"));
+    }
+
+    #[test]
+    fn datapath_checks_need_accept_local_for_dr() {
+        let text = format!("{DR}\tcheckdatapath=yes\n");
+        let mut f = ready();
+        let (blocks, out) = run(&text, &f);
+        assert!(blocks, "{out}");
+        assert!(
+            out.contains(
+                "FAIL  checkdatapath (/etc/ha.d/t.cf:1): real servers answer the check from the VIP"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("fix: sysctl -w net.ipv4.conf.br0.accept_local=1"),
+            "{out}"
+        );
+        f.sysctl.insert("net.ipv4.conf.br0.accept_local".into(), 1);
+        let (blocks, out) = run(&text, &f);
+        assert!(!blocks, "{out}");
+        assert!(
+            out.contains("ok    checks through the data path: accept_local is on for br0"),
+            "{out}"
+        );
+        // without checkdatapath, nothing is said about it
+        let (_, out) = run(DR, &ready());
+        assert!(!out.contains("accept_local"), "{out}");
     }
 
     #[test]

@@ -87,7 +87,9 @@ doctor_rc "$DR" > /dev/null
 check "a sync daemon is reported" has "info  IPVS sync daemon: master on br0, syncid 7"
 ipvsadm --stop-daemon master
 
-# without privileges
+# without privileges (the configuration must be readable to them)
+chmod 755 "$WORK"
+chmod 644 "$DR"
 check "as nobody: no CAP_NET_ADMIN blocks" bash -c \
   "setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all '$LD' doctor '$DR' > '$WORK/out' 2>&1; [[ \$? == 1 ]] && grep -q 'FAIL  no CAP_NET_ADMIN' '$WORK/out'"
 
