@@ -19,8 +19,8 @@ use crate::config::{CheckType, Config};
 use crate::ipvs::{Backend, DestKey, IpvsError, Op, ServiceKey, Table, plan};
 
 use super::checks::{EngineChecks, HealthChecks, Observation, WantedCheck};
-use super::datapath::is_datapath;
 use super::command::Command;
+use super::datapath::is_datapath;
 use super::desired::{FallbackNeed, desired};
 use super::effects::{AlertKind, Change, Effects};
 use super::error::DirectorError;
