@@ -176,6 +176,7 @@ struct VirtualSpec {
     checkcommand: Option<Set<String>>,
     tlsverify: Option<Set<TlsVerify>>,
     tlscafile: Option<Set<String>>,
+    checkdatapath: Option<Set<bool>>,
     scheduler: Option<Set<String>>,
     persistent: Option<Set<u32>>,
     netmask: Option<Set<Netmask>>,
@@ -1350,6 +1351,7 @@ impl<'s> Reader<'s> {
             checkcommand: None,
             tlsverify: None,
             tlscafile: None,
+            checkdatapath: None,
             scheduler: None,
             persistent: None,
             netmask: None,
@@ -1743,6 +1745,7 @@ impl<'s> Reader<'s> {
                 }
             }
             "ops" => set!(ops, yes_no),
+            "checkdatapath" => set!(checkdatapath, yes_no),
             _ => self.unknown(key, key_span, true),
         }
     }
@@ -2124,6 +2127,7 @@ impl<'s> Reader<'s> {
                 .as_ref()
                 .map_or(TlsVerify::Chain, |s| s.value),
             tlscafile: spec.tlscafile.as_ref().map(|s| PathBuf::from(&s.value)),
+            datapath: spec.checkdatapath.as_ref().is_some_and(|s| s.value),
             checktimeout: Duration::from_secs(u64::from(checktimeout)),
             negotiatetimeout: Duration::from_secs(u64::from(negotiatetimeout)),
             checkinterval,
@@ -2131,6 +2135,7 @@ impl<'s> Reader<'s> {
             failurecount: val(&vs.failurecount).unwrap_or(g.failurecount),
         };
         self.check_warnings(&spec, &check);
+        self.check_datapath(&spec, &check, &endpoint);
 
         // Fallback: the block's, else the global one of the block's family.
         let fallback = match (&vs.fallback, &vs.fallback6) {
@@ -2292,6 +2297,44 @@ impl<'s> Reader<'s> {
     }
 
     /// Settings the Perl code accepts but then ignores, or that make a check always fail.
+    /// `checkdatapath=yes` steers the check's own connection with a firewall mark; checks
+    /// that open no such connection, and services without one address, cannot use it.
+    fn check_datapath(&mut self, spec: &VirtualSpec, check: &Check, endpoint: &Endpoint) {
+        let Some(set) = spec.checkdatapath.as_ref().filter(|s| s.value) else {
+            return;
+        };
+        let why = match (endpoint, check.checktype) {
+            (Endpoint::Fwmark { .. }, _) => Some((
+                "checkdatapath needs a virtual=ADDRESS:PORT service",
+                "a firewall-mark service has no one address to send the check to",
+            )),
+            (_, CheckType::Ping) => Some((
+                "checkdatapath cannot be used with checktype=ping",
+                "IPVS does not schedule ICMP echo requests",
+            )),
+            (
+                Endpoint::Addr {
+                    protocol: Protocol::Udp,
+                    ..
+                },
+                CheckType::Connect,
+            ) => Some((
+                "checkdatapath cannot be used with checktype=connect on UDP",
+                "a UDP connect check is a ping, which IPVS does not schedule",
+            )),
+            (_, CheckType::External | CheckType::ExternalPerl) => Some((
+                "checkdatapath cannot be used with external checks",
+                "the connections of an external program cannot be marked",
+            )),
+            _ => None,
+        };
+        if let Some((message, label)) = why {
+            let mut d = self.error(set.span, message);
+            d.label = Some(label.into());
+            self.push(d);
+        }
+    }
+
     fn check_warnings(&mut self, spec: &VirtualSpec, check: &Check) {
         let negotiating = matches!(
             check.checktype,

@@ -179,6 +179,9 @@ fn render_virtual(out: &mut String, v: &Virtual, g: &Global) {
     if let Some(f) = &c.tlscafile {
         line(format!("tlscafile = \"{}\"", f.display()));
     }
+    if c.datapath {
+        line("checkdatapath = yes".to_string());
+    }
     line(format!("checktimeout = {}", c.checktimeout.as_secs()));
     line(format!(
         "negotiatetimeout = {}",
