@@ -2206,6 +2206,11 @@ impl<'s> Reader<'s> {
             return;
         }
         let svc = check.service;
+        if svc == Service::None && spec.service.is_none() && !spec.reals.is_empty() {
+            let mut d = self.warning(spec.value_span, "no health check: the service of this port is `none`, so every real server counts as up");
+            d.label = Some("no service= and no well-known port".into());
+            self.push(d.help("set `service = …` (e.g. http, smtp, simpletcp) or `checktype = connect`; `checktype = on` says it on purpose"));
+        }
         let http = matches!(svc, Service::Http | Service::Https | Service::HttpProxy);
         if let (Some(m), Some(_)) = (&spec.httpmethod, &check.receive)
             && m.value == HttpMethod::Head
