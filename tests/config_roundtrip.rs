@@ -65,12 +65,13 @@ fn shared_lines(six: bool) -> impl Strategy<Value = Vec<String>> {
             statuses().prop_map(|v| format!("emailalertstatus = {v}")),
             "[a-z]{1,8}\\.example\\.com".prop_map(|v| format!("smtp = {v}")),
             path().prop_map(|v| format!("fallbackcommand = \"{v}\"")),
-            (prop::option::of(1u16..), forwarding()).prop_map(move |(port, fwd)| {
-                match port {
-                    Some(p) => format!("{fb_key} = {fb_host}:{p} {fwd}"),
-                    None => format!("{fb_key} = {fb_host} {fwd}"),
+            (prop::option::of(1u16..), forwarding(), any::<bool>()).prop_map(
+                move |(port, fwd, named)| match (port, named) {
+                    (_, true) => format!("{fb_key} = {fb_host}:domain {fwd}"),
+                    (Some(p), false) => format!("{fb_key} = {fb_host}:{p} {fwd}"),
+                    (None, false) => format!("{fb_key} = {fb_host} {fwd}"),
                 }
-            }),
+            ),
         ],
         0..6,
     )

@@ -1139,6 +1139,10 @@ impl<'s> Reader<'s> {
             tcp_port,
             udp_port,
             port_written: spec.port.is_some(),
+            port_name: match &spec.port {
+                Some(PortSpec::Name(n)) => Some(n.clone()),
+                _ => None,
+            },
             forwarding: spec.forwarding,
         };
         if six {
