@@ -71,21 +71,28 @@ impl Engine {
             });
             slot_of.push(slot);
         }
-        // A JoinSet aborts whatever is left if this future is dropped.
-        let mut set = JoinSet::new();
-        for (slot, spec) in unique.iter().enumerate() {
-            let engine = self.clone();
-            let spec = spec.clone();
-            set.spawn(async move {
-                let outcome = engine.run(&spec, &mut CheckState::default()).await;
-                (slot, outcome)
-            });
-        }
+        // A JoinSet aborts whatever is left if this future is dropped. Tasks are spawned only
+        // once they have a slot, so 10,000 checks are never 10,000 idle futures in memory.
         let mut results: Vec<Option<Outcome>> = vec![None; unique.len()];
-        while let Some(joined) = set.join_next().await {
+        let mut set = JoinSet::new();
+        let mut store = |joined: Result<(usize, Outcome), tokio::task::JoinError>| {
             if let Ok((slot, outcome)) = joined {
                 results[slot] = Some(outcome);
             }
+        };
+        for (slot, spec) in unique.into_iter().enumerate() {
+            let permit = self.permits.clone().acquire_owned().await.ok();
+            while let Some(joined) = set.try_join_next() {
+                store(joined);
+            }
+            set.spawn(async move {
+                let outcome = run_once(&spec, &mut CheckState::default()).await;
+                drop(permit);
+                (slot, outcome)
+            });
+        }
+        while let Some(joined) = set.join_next().await {
+            store(joined);
         }
         slot_of
             .into_iter()

@@ -11,10 +11,12 @@
 //! looser in one place: weight and forwarding method, which the Perl id includes, do not
 //! change what a check sends and are not part of a spec.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -68,7 +70,9 @@ impl Default for Timeouts {
 #[derive(Clone)]
 pub struct Pattern {
     source: String,
-    regex: regex::bytes::Regex,
+    /// Shared, not cloned: a cloned `Regex` gets its own matcher-cache pool, and 10,000
+    /// reals with the same receive would each grow one.
+    regex: Arc<regex::bytes::Regex>,
 }
 
 /// A `receive=` pattern that Rust's regex engine does not accept.
@@ -81,16 +85,33 @@ pub struct PatternError {
 
 impl Pattern {
     pub fn new(source: &str) -> Result<Pattern, PatternError> {
+        // Thousands of reals usually share a handful of patterns; a compiled regex is tens of
+        // kilobytes, and clones share it, so each distinct text is compiled once.
+        static CACHE: OnceLock<Mutex<HashMap<String, Arc<regex::bytes::Regex>>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some(regex) = cache.lock().ok().and_then(|c| c.get(source).cloned()) {
+            return Ok(Pattern {
+                source: source.to_owned(),
+                regex,
+            });
+        }
         // Perl's `=~ /$recstr/` compiles the text as a pattern with no flags; the same holds
         // here, except that `regex` rejects a few constructs Perl knows.
-        let regex = regex::bytes::RegexBuilder::new(source)
-            .unicode(false)
-            .size_limit(1 << 20)
-            .build()
-            .map_err(|e| PatternError {
-                pattern: source.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let regex = Arc::new(
+            regex::bytes::RegexBuilder::new(source)
+                .unicode(false)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| PatternError {
+                    pattern: source.to_owned(),
+                    reason: e.to_string(),
+                })?,
+        );
+        if let Ok(mut c) = cache.lock()
+            && c.len() < 4096
+        {
+            c.insert(source.to_owned(), regex.clone());
+        }
         Ok(Pattern {
             source: source.to_owned(),
             regex,

@@ -12,6 +12,7 @@ use super::spec::{SqlSpec, Target};
 pub const ORACLE_UNSUPPORTED: &str = "service=oracle is not supported: there is no pure-Rust Oracle client; \
      use checktype=external with a script that runs sqlplus, or service=none";
 
+#[cfg_attr(not(any(feature = "mysql", feature = "pgsql")), allow(dead_code))]
 fn precondition(spec: &SqlSpec) -> CheckResult {
     if spec.credentials.login.is_empty() || spec.query.is_empty() {
         return Err(Failure::new(
@@ -22,6 +23,7 @@ fn precondition(spec: &SqlSpec) -> CheckResult {
     Ok(())
 }
 
+#[cfg_attr(not(any(feature = "mysql", feature = "pgsql")), allow(dead_code))]
 fn no_rows() -> Failure {
     Failure::new(FailureKind::NoMatch, "the query returned no rows")
 }

@@ -2,21 +2,30 @@
 //!
 //! * [`model`]: services, destinations, daemons, timeouts as plain values.
 //! * [`Op`]: one mutating command as data; a reconcile computes a `Vec<Op>`.
-//! * [`Backend`]: what a kernel table offers; implemented by [`FakeKernel`] (in memory,
-//!   same errors as the kernel) and by the netlink client.
+//! * [`Backend`]: what a kernel table offers; implemented by [`IpvsClient`] (netlink) and
+//!   [`FakeKernel`] (in memory, same errors as the kernel).
 //! * [`plan`]: desired vs actual → ordered ops, make-before-break (pure).
 //! * [`IpvsError`]: every failure, with [`IpvsError::errno`] and [`IpvsError::hint`].
+//! * Wire layers, all without I/O: [`codec`] (attributes and messages of the `IPVS`
+//!   family), [`convert`] (model ⇄ attributes, one request per command), [`ctrl`] (family
+//!   lookup), [`exchange`] (sequence numbers, ACKs, multipart dumps).
 //!
 //! This module depends on nothing else in the crate.
 
 pub mod backend;
+pub mod client;
+pub mod codec;
+pub mod convert;
+pub mod ctrl;
 pub mod error;
+pub mod exchange;
 pub mod fake;
 pub mod model;
 pub mod op;
 pub mod plan;
 
 pub use backend::{Backend, OpResults};
+pub use client::{ClientOptions, IpvsClient};
 pub use error::{IpvsError, Subject};
 pub use fake::{FakeKernel, Fault};
 pub use model::{
