@@ -22,7 +22,7 @@ use super::syntax::{self, CfParser, Entry, Item, LineIndex, Rule, Span};
 /// Largest `real=A->B` range (a /16).
 pub const MAX_RANGE: u32 = 65_536;
 /// Most real servers one file may expand to.
-pub const MAX_REALS: usize = 1 << 20;
+pub const MAX_REALS: usize = 1 << 18;
 
 /// Schedulers of current kernels; others only draw a warning (the kernel decides).
 const KNOWN_SCHEDULERS: &[&str] = &[
