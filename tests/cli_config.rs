@@ -27,7 +27,10 @@ fn config_test_accepts_every_example() {
 #[test]
 fn config_test_rejects_with_located_errors() {
     ldirectord()
-        .args(["--config-test", "tests/fixtures/invalid/66-several-errors-one-run.cf"])
+        .args([
+            "--config-test",
+            "tests/fixtures/invalid/66-several-errors-one-run.cf",
+        ])
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
@@ -44,7 +47,9 @@ fn config_test_of_a_missing_file_says_so() {
         .args(["-t", "no-such-file.cf"])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("Config file no-such-file.cf not found"));
+        .stderr(predicate::str::contains(
+            "Config file no-such-file.cf not found",
+        ));
 }
 
 #[test]
@@ -121,7 +126,10 @@ fn dump_config_json() {
 #[test]
 fn dump_config_of_an_invalid_file_fails() {
     ldirectord()
-        .args(["dump-config", "tests/fixtures/invalid/01-unknown-directive-typo.cf"])
+        .args([
+            "dump-config",
+            "tests/fixtures/invalid/01-unknown-directive-typo.cf",
+        ])
         .assert()
         .code(1)
         .stdout(predicate::str::is_empty());

@@ -181,7 +181,10 @@ mod lookup_tests {
         assert_eq!(find_config_file_in("b.cf", ha), Some(ha.join("conf/b.cf")));
         let given = ha.join("conf/b.cf");
         let given = given.to_str().unwrap();
-        assert_eq!(find_config_file_in(given, Path::new("/nonexistent")), Some(given.into()));
+        assert_eq!(
+            find_config_file_in(given, Path::new("/nonexistent")),
+            Some(given.into())
+        );
         assert_eq!(find_config_file_in("missing.cf", ha), None);
     }
 
@@ -189,6 +192,9 @@ mod lookup_tests {
     fn unreadable_file_is_a_read_error() {
         let err = load_with("/nonexistent/x.cf", &crate::config::FakeHost::default()).unwrap_err();
         assert!(matches!(err, ConfigError::Read { .. }));
-        assert!(err.to_string().starts_with("can not open file /nonexistent/x.cf"));
+        assert!(
+            err.to_string()
+                .starts_with("can not open file /nonexistent/x.cf")
+        );
     }
 }
