@@ -40,6 +40,12 @@ pub(crate) fn smtp_host(s: &str) -> Option<&str> {
     .then_some(s)
 }
 
+/// `A.B.C.D:PORT` with a numeric port (`virtual_value` without junk).
+pub(crate) fn ipv4_port(s: &str) -> Option<(Ipv4Addr, u16)> {
+    let (a, p) = s.split_once(':')?;
+    Some((a.parse().ok()?, digits(p)?.parse().ok()?))
+}
+
 /// The usual `real=` line: `A.B.C.D[:PORT] gate|masq|ipip [WEIGHT]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Real {
@@ -146,6 +152,16 @@ mod tests {
                 let p = grammar(Rule::smtp_value, &s).expect("grammar accepts");
                 prop_assert!(junk_free(&p));
                 prop_assert_eq!(rule_text(&p, Rule::smtp_host), Some(t));
+            }
+        }
+
+        #[test]
+        fn ipv4_port_agrees_with_the_grammar(s in "(10|256|01)\\.(0|9)\\.(1|00)\\.(2|255)(:(80|0|70000|x|))?( x)?") {
+            if let Some((a, p)) = ipv4_port(&s) {
+                let g = grammar(Rule::virtual_value, &s).expect("grammar accepts");
+                prop_assert!(junk_free(&g));
+                prop_assert_eq!(rule_text(&g, Rule::ipv4).map(|x| x.parse().ok()), Some(Some(a)));
+                prop_assert_eq!(rule_text(&g, Rule::port).map(|x| x.parse().ok()), Some(Some(p)));
             }
         }
 

@@ -402,6 +402,12 @@ impl<'s> Reader<'s> {
     /// The error for a directive that is not known (or not allowed here).
     fn unknown(&mut self, key: &str, key_span: Span, in_virtual: bool) {
         let info = directives::find(key);
+        if let Some(reason) = info.and_then(|d| d.rejected)
+            && (info.is_some_and(|d| d.scope.allows_virtual()) || !in_virtual)
+        {
+            self.deprecated(key, key_span, reason);
+            return;
+        }
         let d = match info {
             Some(info) if in_virtual && !info.scope.allows_virtual() => {
                 let mut d = self.error(
@@ -435,7 +441,7 @@ impl<'s> Reader<'s> {
 
     /// Value required: reports `key` without `=` or with an empty value.
     fn need<'e>(&mut self, key: &str, key_span: Span, val: Option<Val<'e>>) -> Option<Val<'e>> {
-        let syntax = directives::find(key).map_or("a value", |d| d.syntax);
+        let syntax = || directives::find(key).map_or("a value", |d| d.syntax);
         match val {
             Some(v) if !v.text.is_empty() => Some(v),
             Some(v) => {
@@ -443,12 +449,12 @@ impl<'s> Reader<'s> {
                     Span::new(v.span.start, v.span.start),
                     format!("missing value for `{key}`"),
                 );
-                d.label = Some(format!("expected {syntax}"));
+                d.label = Some(format!("expected {}", syntax()));
                 self.fail(d)
             }
             None => {
                 let mut d = self.error(key_span, format!("missing `=` and value after `{key}`"));
-                d.label = Some(format!("expected `{key} = {syntax}`"));
+                d.label = Some(format!("expected `{key} = {}`", syntax()));
                 self.fail(d)
             }
         }
@@ -1015,10 +1021,6 @@ impl<'s> Reader<'s> {
         let Some((key, val, key_span)) = self.directive(entry, false) else {
             return;
         };
-        if let Some(reason) = directives::find(key).and_then(|d| d.rejected) {
-            self.deprecated(key, key_span, reason);
-            return;
-        }
         if self.shared(&mut g.shared, key, key_span, val, None) {
             if matches!(key, "fallback" | "fallback6") {
                 self.resolve_global_fallback(g, key == "fallback6");
@@ -1283,6 +1285,20 @@ impl<'s> Reader<'s> {
             Family::Inet
         };
         let v = self.need(key, key_span, val)?;
+        if family == Family::Inet
+            && let Some((addr, port)) = fast::ipv4_port(v.text)
+        {
+            let endpoint = EndpointSpec::Addr {
+                host: HostSpec::V4(addr),
+                port: PortSpec::Number(port),
+            };
+            return Some((endpoint, family, v.span));
+        }
+        if let Some(mark) = fast::digits(v.text).and_then(|d| d.parse::<u32>().ok())
+            && mark > 0
+        {
+            return Some((EndpointSpec::Fwmark(mark), family, v.span));
+        }
         let pairs = match CfParser::parse(Rule::virtual_value, v.text) {
             Ok(p) => p,
             Err(_) => {
@@ -1354,13 +1370,6 @@ impl<'s> Reader<'s> {
         let Some((key, val, key_span)) = self.directive(entry, true) else {
             return;
         };
-        if let Some(reason) = directives::find(key)
-            .and_then(|d| d.rejected)
-            .filter(|_| key != "timeout")
-        {
-            self.deprecated(key, key_span, reason);
-            return;
-        }
         if self.shared(&mut spec.shared, key, key_span, val, Some(spec.family)) {
             return;
         }
