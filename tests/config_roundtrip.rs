@@ -17,9 +17,10 @@ fn quoted_text() -> impl Strategy<Value = String> {
     "[ -~]{1,24}".prop_filter("needs a non-blank", |s| !s.trim().is_empty())
 }
 
-/// Unquoted free text (servicename, comment, …): no leading or trailing blanks.
+/// Unquoted free text (servicename, comment, …): no leading or trailing blanks, and no
+/// `#`, which starts a comment there.
 fn free_text() -> impl Strategy<Value = String> {
-    "[!-~][ -~]{0,20}[!-~]".prop_map(|s| s)
+    "[!-\"$-~][ -\"$-~]{0,20}[!-\"$-~]".prop_map(|s| s)
 }
 
 fn path() -> impl Strategy<Value = String> {
@@ -91,6 +92,22 @@ fn global_lines() -> impl Strategy<Value = Vec<String>> {
             Just("maintenancedir = /tmp".to_owned()),
             free_text().prop_map(|v| format!("emailalertfrom = {v}")),
             Just("fallback6 = [::1]:80 gate".to_owned()),
+            select(vec![
+                "no",
+                "9469",
+                "127.0.0.1:9100",
+                "[::1]:9469",
+                "0.0.0.0:80"
+            ])
+            .prop_map(|v| format!("metrics = {v}")),
+            (
+                select(vec!["master", "backup", "both"]),
+                "[a-z]{1,6}[0-9]?",
+                0u32..256
+            )
+                .prop_map(|(r, i, id)| {
+                    format!("syncdaemon = {r}\nsyncinterface = {i}\nsyncid = {id}")
+                }),
         ],
         0..6,
     );

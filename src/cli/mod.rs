@@ -9,6 +9,10 @@ pub mod check;
 pub mod dump_config;
 pub mod exit;
 pub mod legacy;
+pub mod list;
+pub mod names;
+pub mod plan;
+pub mod save;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -33,6 +37,9 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     let rest = args.get(1..).unwrap_or_default();
     match rest.iter().find(|a| !a.starts_with('-')) {
         Some(word) if word == "check" => check::run(rest),
+        Some(word) if word == "list" => list::run(rest),
+        Some(word) if word == "save" => save::run(rest),
+        Some(word) if word == "plan" => plan::run(rest),
         Some(word) if word == "dump-config" => dump_config::run(rest),
         Some(word) if EXTRA_COMMANDS.contains(&word.as_str()) => exit::not_implemented(word),
         _ => legacy::run(rest),

@@ -80,6 +80,10 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
     d("readdquiescent", Global, "yes|no"),
     d("cleanstop", Both, "yes|no"),
     d("maintenancedir", Global, "/path/to/directory"),
+    d("metrics", Global, "no | PORT | ADDRESS:PORT | [IPV6]:PORT"),
+    d("syncdaemon", Global, "master|backup|both|no"),
+    d("syncinterface", Global, "INTERFACE"),
+    d("syncid", Global, "0..255"),
     d(
         "real",
         Virtual,

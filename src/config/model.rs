@@ -81,6 +81,51 @@ pub struct Global {
     pub emailalertstatus: AlertStatuses,
     /// Global `smtp` relay host.
     pub smtp: Option<String>,
+    /// `metrics` (extension): where the Prometheus endpoint listens; `None` = off.
+    pub metrics: Option<SocketAddr>,
+    /// `syncdaemon`, `syncinterface`, `syncid` (extension): the kernel's connection
+    /// synchronisation daemon(s) to keep running; `None` = left as they are.
+    pub sync: Option<SyncDaemon>,
+}
+
+/// The IPVS connection synchronisation wanted by `syncdaemon=` (extension directives).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct SyncDaemon {
+    pub role: SyncRole,
+    /// `syncinterface`: the interface the multicast goes out of and comes in on.
+    pub interface: String,
+    /// `syncid`: sent in every message; a backup with a non-zero id ignores other ids.
+    pub syncid: u8,
+}
+
+/// `syncdaemon=`: which of the kernel's two sync threads run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncRole {
+    /// Send the state of this director's connections.
+    Master,
+    /// Receive the other director's connections.
+    Backup,
+    /// Both at once: either director can be the active one (kernel ≥ 2.6.39).
+    Both,
+}
+
+impl SyncRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncRole::Master => "master",
+            SyncRole::Backup => "backup",
+            SyncRole::Both => "both",
+        }
+    }
+
+    pub fn master(self) -> bool {
+        matches!(self, SyncRole::Master | SyncRole::Both)
+    }
+
+    pub fn backup(self) -> bool {
+        matches!(self, SyncRole::Backup | SyncRole::Both)
+    }
 }
 
 /// Where log lines go (`logfile=`).

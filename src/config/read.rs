@@ -140,6 +140,10 @@ struct GlobalSpec {
     readdquiescent: Option<Set<bool>>,
     maintenancedir: Option<Set<PathBuf>>,
     emailalertfrom: Option<Set<String>>,
+    metrics: Option<Set<Option<SocketAddr>>>,
+    syncdaemon: Option<Set<Option<SyncRole>>>,
+    syncinterface: Option<Set<String>>,
+    syncid: Option<Set<u32>>,
     /// Resolved global fallbacks (resolution needs no block context).
     fallback: Option<GlobalFallback>,
     fallback6: Option<GlobalFallback>,
@@ -1095,6 +1099,40 @@ impl<'s> Reader<'s> {
                     self.replace(&mut g.emailalertfrom, v.text.to_owned(), v.span, key);
                 }
             }
+            "metrics" => {
+                if let Some(v) = self.need(key, key_span, val)
+                    && let Some(x) = self.metrics_address(v)
+                {
+                    self.replace(&mut g.metrics, x, v.span, key);
+                }
+            }
+            "syncdaemon" => {
+                if let Some(v) = self.need(key, key_span, val)
+                    && let Some(x) = self.sync_role(v)
+                {
+                    self.replace(&mut g.syncdaemon, x, v.span, key);
+                }
+            }
+            "syncinterface" => {
+                if let Some(v) = self.need(key, key_span, val)
+                    && let Some(x) = self.interface_name(v)
+                {
+                    self.replace(&mut g.syncinterface, x, v.span, key);
+                }
+            }
+            "syncid" => {
+                if let Some(v) = self.need(key, key_span, val)
+                    && let Some(x) = self.number(v)
+                {
+                    if x > 255 {
+                        let mut d = self.error(v.span, "`syncid` is out of range");
+                        d.label = Some("expected 0 to 255".into());
+                        self.push(d);
+                    } else {
+                        self.replace(&mut g.syncid, x, v.span, key);
+                    }
+                }
+            }
             "virtual" | "virtual6" => {
                 // Only reachable when the header itself is unreadable; reported by the block.
             }
@@ -1134,6 +1172,96 @@ impl<'s> Reader<'s> {
             d = d.help(format!("did you mean \"{s}\"?"));
         }
         self.fail(d)
+    }
+
+    /// `metrics = no | PORT | ADDRESS:PORT | [IPV6]:PORT`; a bare port listens on
+    /// 127.0.0.1 (the endpoint is unauthenticated: exposing it is an explicit choice).
+    fn metrics_address(&mut self, v: Val<'s>) -> Option<Option<SocketAddr>> {
+        let text = v.text.trim();
+        if text == "no" {
+            return Some(None);
+        }
+        let parsed = if text.bytes().all(|b| b.is_ascii_digit()) {
+            text.parse::<u16>()
+                .ok()
+                .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+        } else {
+            text.parse::<SocketAddr>().ok()
+        };
+        match parsed {
+            Some(addr) if addr.port() != 0 => Some(Some(addr)),
+            _ => {
+                let mut d = self.error(v.span, "invalid value for `metrics`");
+                d.label = Some("expected no, PORT, ADDRESS:PORT or [IPV6]:PORT".into());
+                self.fail(
+                    d.help("e.g. `metrics = 9469` (127.0.0.1:9469) or `metrics = [::1]:9469`"),
+                )
+            }
+        }
+    }
+
+    /// `syncdaemon = master | backup | both | no`.
+    fn sync_role(&mut self, v: Val<'s>) -> Option<Option<SyncRole>> {
+        match v.text.trim() {
+            "no" => Some(None),
+            "master" => Some(Some(SyncRole::Master)),
+            "backup" => Some(Some(SyncRole::Backup)),
+            "both" => Some(Some(SyncRole::Both)),
+            other => {
+                let mut d = self.error(v.span, "invalid value for `syncdaemon`");
+                d.label = Some("expected master, backup, both or no".into());
+                if let Some(s) = directives::nearest(other, ["master", "backup", "both"]) {
+                    d = d.help(format!("did you mean `{s}`?"));
+                }
+                self.fail(d)
+            }
+        }
+    }
+
+    /// A network interface name as the kernel accepts it (`dev_valid_name`).
+    fn interface_name(&mut self, v: Val<'s>) -> Option<String> {
+        let name = v.text.trim();
+        let valid = !name.is_empty()
+            && name.len() < 16
+            && name != "."
+            && name != ".."
+            && !name.contains(|c: char| c == '/' || c == ':' || c.is_whitespace());
+        if valid {
+            return Some(name.to_owned());
+        }
+        let mut d = self.error(v.span, format!("`{name}` is not an interface name"));
+        d.label = Some("at most 15 characters, without `/`, `:` or blanks".into());
+        self.fail(d)
+    }
+
+    /// `syncdaemon` with its interface and id; the three only make sense together.
+    fn sync_daemon(&mut self, g: &GlobalSpec) -> Option<SyncDaemon> {
+        let role = g.syncdaemon.as_ref().and_then(|s| s.value);
+        let Some(role) = role else {
+            for (key, span) in [
+                ("syncinterface", g.syncinterface.as_ref().map(|s| s.span)),
+                ("syncid", g.syncid.as_ref().map(|s| s.span)),
+            ] {
+                if let Some(span) = span {
+                    let mut d = self.warning(span, format!("`{key}` without `syncdaemon`"));
+                    d.label = Some("ignored: no sync daemon is started".into());
+                    self.push(d);
+                }
+            }
+            return None;
+        };
+        let Some(interface) = g.syncinterface.as_ref().map(|s| s.value.clone()) else {
+            let span = g.syncdaemon.as_ref().map_or(Span::new(0, 0), |s| s.span);
+            let mut d = self.error(span, "`syncdaemon` needs `syncinterface`");
+            d.label = Some("the multicast interface is not set".into());
+            return self
+                .fail(d.help("add `syncinterface = eth0` (the link the other director is on)"));
+        };
+        Some(SyncDaemon {
+            role,
+            interface,
+            syncid: g.syncid.as_ref().map_or(0, |s| s.value as u8),
+        })
     }
 
     fn resolve_global_fallback(&mut self, g: &mut GlobalSpec, six: bool) {
@@ -1225,6 +1353,8 @@ impl<'s> Reader<'s> {
                 .as_ref()
                 .map_or(AlertStatuses::ALL, |s| s.value),
             smtp: s.smtp.as_ref().map(|s| s.value.clone()),
+            metrics: g.metrics.as_ref().and_then(|s| s.value),
+            sync: self.sync_daemon(&g),
         };
         (global, g)
     }

@@ -71,12 +71,20 @@ pub fn render(config: &Config) -> String {
     if let Some(d) = &g.maintenancedir {
         line(format!("maintenancedir = {}", d.display()));
     }
+    if let Some(m) = g.metrics {
+        line(format!("metrics = {m}"));
+    }
     line(format!("quiescent = {}", yn(g.quiescent)));
     line(format!("readdquiescent = {}", yn(g.readdquiescent)));
     if let Some(s) = &g.smtp {
         line(format!("smtp = {s}"));
     }
     line(format!("supervised = {}", yn(g.supervised)));
+    if let Some(sync) = &g.sync {
+        line(format!("syncdaemon = {}", sync.role.as_str()));
+        line(format!("syncinterface = {}", sync.interface));
+        line(format!("syncid = {}", sync.syncid));
+    }
     for v in &config.virtuals {
         out.push('\n');
         render_virtual(&mut out, v, g);

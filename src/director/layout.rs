@@ -96,6 +96,7 @@ pub struct Layout {
     pub virtuals: Vec<VirtualLayout>,
     by_service: HashMap<ServiceKey, usize>,
     by_real: HashMap<RealId, Vec<(usize, usize)>>,
+    by_check: HashMap<(ServiceKey, CheckIdentity), (usize, usize)>,
 }
 
 impl Layout {
@@ -103,18 +104,23 @@ impl Layout {
         let virtuals: Vec<VirtualLayout> = config.virtuals.iter().map(virtual_layout).collect();
         let mut by_service = HashMap::with_capacity(virtuals.len());
         let mut by_real: HashMap<RealId, Vec<(usize, usize)>> = HashMap::new();
+        let mut by_check = HashMap::new();
         for (vi, v) in virtuals.iter().enumerate() {
             // Two blocks for one service cannot both be obeyed; the first one wins, like
             // the first `-A` of a Perl start.
             by_service.entry(v.key.canonical()).or_insert(vi);
             for (ri, r) in v.reals.iter().enumerate() {
                 by_real.entry(r.id).or_default().push((vi, ri));
+                by_check
+                    .entry((v.key.canonical(), r.identity.clone()))
+                    .or_insert((vi, ri));
             }
         }
         Layout {
             virtuals,
             by_service,
             by_real,
+            by_check,
         }
     }
 
@@ -126,6 +132,18 @@ impl Layout {
     /// Every (virtual, real) index pair with this id (usually one).
     pub fn reals(&self, id: &RealId) -> &[(usize, usize)] {
         self.by_real.get(id).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The real of `service` checked exactly like `identity` (same address, port as
+    /// written, check settings), wherever its kernel destination now is.
+    pub fn real_with_check(
+        &self,
+        service: &ServiceKey,
+        identity: &CheckIdentity,
+    ) -> Option<(usize, usize)> {
+        self.by_check
+            .get(&(service.canonical(), identity.clone()))
+            .copied()
     }
 
     /// Whether the virtual at `vi` is the one that programs its service (not a duplicate

@@ -82,6 +82,8 @@ pub struct KernelStatus {
     pub pending_changes: usize,
     /// The last failure talking to the kernel, with the op and errno; cleared once in sync.
     pub last_error: Option<String>,
+    /// With `syncdaemon=`: the sync daemons running (`master on eth0 (syncid 7)`).
+    pub sync_daemons: Vec<String>,
 }
 
 /// One virtual service.
