@@ -94,8 +94,9 @@ fn global_lines() -> impl Strategy<Value = Vec<String>> {
             Just("fallback6 = [::1]:80 gate".to_owned()),
             select(vec!["9469", "[::1]:9469", "192.0.2.1:9100", "no"])
                 .prop_map(|v| format!("metrics = {v}")),
-            (select(vec!["master", "backup", "both"]), 0u8..=255)
-                .prop_map(|(r, id)| format!("syncdaemon = {r}\nsyncinterface = eth0\nsyncid = {id}")),
+            (select(vec!["master", "backup", "both"]), 0u8..=255).prop_map(|(r, id)| format!(
+                "syncdaemon = {r}\nsyncinterface = eth0\nsyncid = {id}"
+            )),
             select(vec![
                 "no",
                 "9469",
