@@ -204,3 +204,37 @@ mod tests {
         assert!(parse_str(dns, file, &host).is_ok());
     }
 }
+
+#[cfg(test)]
+mod lookup_tests {
+    use super::*;
+
+    #[test]
+    fn bare_names_are_looked_up_under_ha_d_then_conf_then_as_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let ha = dir.path();
+        std::fs::create_dir(ha.join("conf")).unwrap();
+        std::fs::write(ha.join("conf/b.cf"), "").unwrap();
+        std::fs::write(ha.join("a.cf"), "").unwrap();
+        std::fs::write(ha.join("conf/a.cf"), "").unwrap();
+        assert_eq!(find_config_file_in("a.cf", ha), Some(ha.join("a.cf")));
+        assert_eq!(find_config_file_in("b.cf", ha), Some(ha.join("conf/b.cf")));
+        let given = ha.join("conf/b.cf");
+        let given = given.to_str().unwrap();
+        assert_eq!(
+            find_config_file_in(given, Path::new("/nonexistent")),
+            Some(given.into())
+        );
+        assert_eq!(find_config_file_in("missing.cf", ha), None);
+    }
+
+    #[test]
+    fn unreadable_file_is_a_read_error() {
+        let err = load_with("/nonexistent/x.cf", &crate::config::FakeHost::default()).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }));
+        assert!(
+            err.to_string()
+                .starts_with("can not open file /nonexistent/x.cf")
+        );
+    }
+}

@@ -149,6 +149,8 @@ pub struct GlobalFallback {
     pub udp_port: Option<u16>,
     /// Whether a port was written at all (a name may resolve for one protocol only).
     pub port_written: bool,
+    /// The port's service name, when it was written as one (for rendering).
+    pub port_name: Option<String>,
     pub forwarding: Forwarding,
 }
 
