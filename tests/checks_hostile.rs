@@ -13,7 +13,6 @@ use ldirectord::check::spec::{
 use ldirectord::check::{CheckSpec, FailureKind, Verdict, run};
 use support::hostile;
 use support::*;
-use tokio::time::Instant;
 
 const TIMEOUT: Duration = Duration::from_secs(1);
 const SLACK: Duration = Duration::from_millis(100);
@@ -33,22 +32,7 @@ fn http(addr: SocketAddr, https: bool, receive: Option<&str>) -> CheckSpec {
 }
 
 async fn expect_down_in_time(spec: &CheckSpec, kinds: &[FailureKind]) {
-    let started = Instant::now();
-    // A timer armed with the check measures what this machine's load adds to any deadline
-    // (CI hosts run VMs and compilers beside the tests); the check may be late by that
-    // much on top of SLACK, no more.
-    let reference = tokio::spawn(async move {
-        tokio::time::sleep(TIMEOUT).await;
-        started.elapsed().saturating_sub(TIMEOUT)
-    });
-    let o = run(spec).await;
-    let took = started.elapsed();
-    let load_delay = if took > TIMEOUT + SLACK {
-        reference.await.unwrap_or_default()
-    } else {
-        reference.abort();
-        Duration::ZERO
-    };
+    let (o, took, load_delay) = timed_against_reference(TIMEOUT, run(spec)).await;
     match &o.verdict {
         Verdict::Down(f) => assert!(
             kinds.contains(&f.kind),
