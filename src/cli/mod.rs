@@ -9,6 +9,8 @@ pub mod check;
 pub mod dump_config;
 pub mod exit;
 pub mod legacy;
+pub mod lifecycle;
+pub mod status_view;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
