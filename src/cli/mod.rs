@@ -10,7 +10,9 @@ pub mod dump_config;
 pub mod exit;
 pub mod legacy;
 pub mod lifecycle;
+pub mod ocf;
 pub mod status_view;
+pub mod sync;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -24,6 +26,8 @@ pub const EXTRA_COMMANDS: &[&str] = &[
     "dump-config",
     "realserver",
     "doctor",
+    "ocf",
+    "sync",
 ];
 
 /// Entry point for the binary: `args` is the whole argv, program name included.
@@ -33,9 +37,18 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let rest = args.get(1..).unwrap_or_default();
+    // heartbeat runs /etc/ha.d/resource.d/ldirectord, a symlink to this binary.
+    if args
+        .first()
+        .is_some_and(|a| crate::ra::heartbeat::invoked_as_resource_script(a))
+    {
+        return crate::ra::heartbeat::run(rest);
+    }
     match rest.iter().find(|a| !a.starts_with('-')) {
         Some(word) if word == "check" => check::run(rest),
         Some(word) if word == "dump-config" => dump_config::run(rest),
+        Some(word) if word == "ocf" => ocf::run(rest),
+        Some(word) if word == "sync" => sync::run(rest),
         Some(word) if EXTRA_COMMANDS.contains(&word.as_str()) => exit::not_implemented(word),
         _ => legacy::run(rest),
     }
