@@ -1,0 +1,71 @@
+# shellcheck shell=bash
+# heartbeat.sh — heartbeat v1 on the directors of topology.sh --pair, for cluster suites.
+# Sourced after lib.sh. Needs the suite line "# vm-debs: heartbeat".
+#
+#   hb_install                  unpack heartbeat and its dependencies; hacluster user
+#   hb_configure HARESOURCES    /etc/ha.d/{ha.cf,authkeys,haresources} (shared by both
+#                               directors: /etc is the VM's); deadtime $HB_DEADTIME s
+#   hb_start DIRECTOR           heartbeat in DIRECTOR's namespaces, with its own
+#                               /var/lib/heartbeat (uuid, logs) bound from $HB_STATE/DIRECTOR
+#   hb_log DIRECTOR             its log
+#   ns_kill DIRECTOR            KILL every process in DIRECTOR's mount namespace
+HB_STATE=${HB_STATE:-/tmp/cluster-hb}
+HB_KEEPALIVE=${HB_KEEPALIVE:-500ms}
+HB_DEADTIME=${HB_DEADTIME:-2}
+
+hb_install() {
+  unpack_debs heartbeat || return 1
+  getent group haclient > /dev/null || groupadd -r haclient
+  getent passwd hacluster > /dev/null ||
+    useradd -r -g haclient -d /var/lib/heartbeat -s /usr/sbin/nologin hacluster
+  [[ -x /usr/libexec/heartbeat/heartbeat ]]
+}
+
+hb_configure() {
+  mkdir -p /etc/ha.d
+  # ucast to both addresses: heartbeat skips its own. (bcast needs a broadcast address on
+  # eth0, which the topology does not set.)
+  cat > /etc/ha.d/ha.cf <<CF
+logfile /var/lib/heartbeat/ha-log
+logfacility none
+keepalive $HB_KEEPALIVE
+warntime 1
+deadtime $HB_DEADTIME
+initdead 10
+ucast eth0 10.0.0.1
+ucast eth0 10.0.0.3
+auto_failback off
+node dir1
+node dir2
+crm no
+CF
+  printf 'auth 1\n1 crc\n' > /etc/ha.d/authkeys
+  chmod 600 /etc/ha.d/authkeys
+  printf '%s\n' "$1" > /etc/ha.d/haresources
+}
+
+hb_start() {
+  local d=$1
+  mkdir -p "$HB_STATE/$d"
+  "$TOPOLOGY" exec "$d" sh -c '
+    mount --bind "$1" /var/lib/heartbeat &&
+    mkdir -p /var/lib/heartbeat/cores/root /var/lib/heartbeat/cores/hacluster \
+             /run/heartbeat/ccm /run/heartbeat/rsctmp /run/heartbeat/dopd &&
+    chown -R hacluster:haclient /run/heartbeat /var/lib/heartbeat &&
+    chown root /var/lib/heartbeat/cores/root &&
+    /usr/libexec/heartbeat/heartbeat > /dev/null 2>&1' sh "$HB_STATE/$d"
+}
+
+hb_log() {
+  cat "$HB_STATE/$1/ha-log" 2>/dev/null
+}
+
+ns_kill() {
+  local ns pid
+  ns=$(stat -L -c %i "/run/topology/ns/$1.mnt" 2>/dev/null) || return 0
+  for pid in /proc/[0-9]*; do
+    pid=${pid#/proc/}
+    [[ $(stat -L -c %i "/proc/$pid/ns/mnt" 2>/dev/null) == "$ns" ]] && kill -9 "$pid" 2>/dev/null
+  done
+  return 0
+}
