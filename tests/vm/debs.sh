@@ -2,8 +2,9 @@
 # debs.sh PKG... — ON THE HOST: fetch the Debian packages PKG and those of their dependencies
 # (without recommends) that the host lacks, with apt-get download (never installed), into
 # $LDIRECTORD_VM_CACHE/debs/extra/<PKG+PKG…>/, once. Prints that directory. Inside the VM,
-# lib.sh's unpack_debs DIR unpacks them over the throwaway root (the VM's root is the host's,
-# so "what the host lacks" is what the VM lacks).
+# lib.sh's unpack_debs PKG... unpacks them over the throwaway root (the VM's root is the
+# host's, so "what the host lacks" is what the VM lacks). PKG! fetches that package alone,
+# without its dependencies, and unpack_debs leaves it for the suite (to dpkg -i it).
 #
 # suite.sh runs it for every selected suite that names packages on a line "# vm-debs: PKG…".
 set -euo pipefail
@@ -17,14 +18,19 @@ exec 9>"$CACHE/.debs.lock"
 flock 9
 if [[ -s $dir/.complete ]]; then echo "$dir"; exit 0; fi
 export DEBIAN_FRONTEND=noninteractive
-closure() { apt-get install -s -q --no-install-recommends "$@" 2>/dev/null | awk '/^Inst / { print $2 }'; }
-mapfile -t pkgs < <(closure "$@")
-if ((${#pkgs[@]} == 0)) && ! apt-get install -s -q --no-install-recommends "$@" > /dev/null 2>&1; then
-  apt-get update -q >&2 || true
-  mapfile -t pkgs < <(closure "$@")
-fi
-apt-get install -s -q --no-install-recommends "$@" > /dev/null 2>&1 ||
-  { echo "debs.sh: apt cannot resolve $* on this host" >&2; exit 125; }
+with=() alone=()
+for p in "$@"; do
+  if [[ $p == *'!' ]]; then alone+=("${p%!}"); else with+=("$p"); fi
+done
+closure() {
+  ((${#with[@]})) || return 0
+  apt-get install -s -q --no-install-recommends "${with[@]}" 2>/dev/null | awk '/^Inst / { print $2 }'
+}
+resolvable() { ((${#with[@]} == 0)) || apt-get install -s -q --no-install-recommends "${with[@]}" > /dev/null 2>&1; }
+resolvable || apt-get update -q >&2 || true
+resolvable || { echo "debs.sh: apt cannot resolve ${with[*]} on this host" >&2; exit 125; }
+mapfile -t pkgs < <(closure)
+pkgs+=("${alone[@]}")
 rm -rf "$dir.tmp"
 mkdir -p "$dir.tmp"
 if ((${#pkgs[@]})); then

@@ -2,19 +2,19 @@
 # heartbeat.sh — heartbeat v1 on the directors of topology.sh --pair, for cluster suites.
 # Sourced after lib.sh. Needs the suite line "# vm-debs: heartbeat".
 #
-#   hb_install                  unpack heartbeat and its dependencies; hacluster user
+#   hb_install [PKG...]         unpack heartbeat and its dependencies; hacluster user
 #   hb_configure HARESOURCES    /etc/ha.d/{ha.cf,authkeys,haresources} (shared by both
 #                               directors: /etc is the VM's); deadtime $HB_DEADTIME s
 #   hb_start DIRECTOR           heartbeat in DIRECTOR's namespaces, with its own
 #                               /var/lib/heartbeat (uuid, logs) bound from $HB_STATE/DIRECTOR
-#   hb_log DIRECTOR             its log
+#   hb_log DIRECTOR             its log; hb_debug DIRECTOR: the resource scripts' output
 #   ns_kill DIRECTOR            KILL every process in DIRECTOR's mount namespace
 HB_STATE=${HB_STATE:-/tmp/cluster-hb}
 HB_KEEPALIVE=${HB_KEEPALIVE:-500ms}
-HB_DEADTIME=${HB_DEADTIME:-2}
+HB_DEADTIME=${HB_DEADTIME:-3}
 
-hb_install() {
-  unpack_debs heartbeat || return 1
+hb_install() {  # [PKG...]: the suite's "# vm-debs:" packages (default: heartbeat)
+  if (($#)); then unpack_debs "$@" || return 1; else unpack_debs heartbeat || return 1; fi
   getent group haclient > /dev/null || groupadd -r haclient
   getent passwd hacluster > /dev/null ||
     useradd -r -g haclient -d /var/lib/heartbeat -s /usr/sbin/nologin hacluster
@@ -27,9 +27,10 @@ hb_configure() {
   # eth0, which the topology does not set.)
   cat > /etc/ha.d/ha.cf <<CF
 logfile /var/lib/heartbeat/ha-log
+debugfile /var/lib/heartbeat/ha-debug
 logfacility none
 keepalive $HB_KEEPALIVE
-warntime 1
+warntime 2
 deadtime $HB_DEADTIME
 initdead 10
 ucast eth0 10.0.0.1
@@ -58,6 +59,11 @@ hb_start() {
 
 hb_log() {
   cat "$HB_STATE/$1/ha-log" 2>/dev/null
+}
+
+hb_debug() {  # what the resource scripts printed (ResourceManager sends it to the debug file)
+  grep -v -E 'Gmain_timeout_dispatch|G_CH_dispatch|G_SIG_dispatch|Late heartbeat' \
+    "$HB_STATE/$1/ha-debug" 2>/dev/null
 }
 
 ns_kill() {
