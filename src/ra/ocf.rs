@@ -286,7 +286,8 @@ fn stop(params: &Params, log: &Log<'_>) -> u8 {
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
     );
-    let gone = poll_until(Duration::from_secs(10), || running(&pid_file).is_none());
+    let gone = Runtime::new()
+        .is_ok_and(|rt| rt.poll_until(Duration::from_secs(10), || running(&pid_file).is_none()));
     if gone {
         SUCCESS
     } else {
@@ -320,6 +321,13 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// The monitor: process, control socket, kernel table; within `budget`.
 fn monitor(params: &Params, log: &Log<'_>, budget: Duration) -> u8 {
     let deadline = tokio_deadline(budget);
+    let rt = match Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            log.err(&format!("cannot start a runtime: {e}"));
+            return ERR_GENERIC;
+        }
+    };
     let paths = Paths::for_cfgname(&params.cfgname);
     let pid = match PidFile::new(&paths.pid_file).probe() {
         Ok(Probe::Running { pid }) => pid,
@@ -346,7 +354,7 @@ fn monitor(params: &Params, log: &Log<'_>, budget: Duration) -> u8 {
             Err(e) => {
                 // A daemon that is still starting has its lock but maybe not yet its socket.
                 if remaining(deadline) > RETRY_PAUSE {
-                    sleep(RETRY_PAUSE);
+                    rt.sleep(RETRY_PAUSE);
                     continue;
                 }
                 log.err(&format!(
@@ -358,7 +366,7 @@ fn monitor(params: &Params, log: &Log<'_>, budget: Duration) -> u8 {
         if !params.check_kernel || fake {
             return SUCCESS;
         }
-        let problems = match read_table() {
+        let problems = match rt.read_table() {
             Ok(table) => table_check::compare(&director, &table),
             Err(IpvsError::PermissionDenied) => {
                 log.err("cannot read the IPVS table: permission denied (needs CAP_NET_ADMIN)");
@@ -372,7 +380,7 @@ fn monitor(params: &Params, log: &Log<'_>, budget: Duration) -> u8 {
         if remaining(deadline) <= RETRY_PAUSE {
             break problems;
         }
-        sleep(RETRY_PAUSE);
+        rt.sleep(RETRY_PAUSE);
     };
     for p in &problems {
         log.err(p);
@@ -393,16 +401,43 @@ fn daemon_status(socket: &Path, limit: Duration) -> Result<Value, String> {
     }
 }
 
-/// A fresh read of the whole IPVS table (the netlink client bounds every request).
-fn read_table() -> Result<Table, IpvsError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(IpvsError::Io)?;
-    runtime.block_on(async {
-        let mut client = IpvsClient::connect().await?;
-        client.table().await
-    })
+/// The agent's one runtime (a short-lived CLI process, one thread): pauses on tokio's
+/// clock, and the netlink read of the table.
+struct Runtime(tokio::runtime::Runtime);
+
+impl Runtime {
+    fn new() -> std::io::Result<Runtime> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(Runtime)
+    }
+
+    fn sleep(&self, d: Duration) {
+        self.0.block_on(tokio::time::sleep(d));
+    }
+
+    /// A fresh read of the whole IPVS table (the netlink client bounds every request).
+    fn read_table(&self) -> Result<Table, IpvsError> {
+        self.0.block_on(async {
+            let mut client = IpvsClient::connect().await?;
+            client.table().await
+        })
+    }
+
+    /// Polls `done` every 100 ms for up to `limit`.
+    fn poll_until(&self, limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+        let deadline = tokio_deadline(limit);
+        loop {
+            if done() {
+                return true;
+            }
+            if remaining(deadline).is_zero() {
+                return false;
+            }
+            self.sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 /// A deadline on tokio's clock (the only clock this crate reads).
@@ -412,30 +447,6 @@ fn tokio_deadline(budget: Duration) -> tokio::time::Instant {
 
 fn remaining(deadline: tokio::time::Instant) -> Duration {
     deadline.saturating_duration_since(tokio::time::Instant::now())
-}
-
-fn sleep(d: Duration) {
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-    else {
-        return;
-    };
-    rt.block_on(tokio::time::sleep(d));
-}
-
-/// Polls `done` every 100 ms for up to `limit`.
-fn poll_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = tokio_deadline(limit);
-    loop {
-        if done() {
-            return true;
-        }
-        if remaining(deadline).is_zero() {
-            return false;
-        }
-        sleep(Duration::from_millis(100));
-    }
 }
 
 #[cfg(test)]

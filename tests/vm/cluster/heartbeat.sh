@@ -7,6 +7,7 @@
 #                               directors: /etc is the VM's); deadtime $HB_DEADTIME s
 #   hb_start DIRECTOR           heartbeat in DIRECTOR's namespaces, with its own
 #                               /var/lib/heartbeat (uuid, logs) bound from $HB_STATE/DIRECTOR
+#                               and its /run laid out as at boot (the packages' tmpfiles.d)
 #   hb_log DIRECTOR             its log; hb_debug DIRECTOR: the resource scripts' output
 #   ns_kill DIRECTOR            KILL every process in DIRECTOR's mount namespace
 HB_STATE=${HB_STATE:-/tmp/cluster-hb}
@@ -50,10 +51,11 @@ hb_start() {
   mkdir -p "$HB_STATE/$d"
   "$TOPOLOGY" exec "$d" sh -c '
     mount --bind "$1" /var/lib/heartbeat &&
-    mkdir -p /var/lib/heartbeat/cores/root /var/lib/heartbeat/cores/hacluster \
-             /run/heartbeat/ccm /run/heartbeat/rsctmp /run/heartbeat/dopd &&
-    chown -R hacluster:haclient /run/heartbeat /var/lib/heartbeat &&
+    mkdir -p /var/lib/heartbeat/cores/root /var/lib/heartbeat/cores/hacluster &&
+    chown -R hacluster:haclient /var/lib/heartbeat &&
     chown root /var/lib/heartbeat/cores/root &&
+    systemd-tmpfiles --create /usr/lib/tmpfiles.d/heartbeat.conf \
+      /usr/lib/tmpfiles.d/resource-agents.conf &&
     /usr/libexec/heartbeat/heartbeat > /dev/null 2>&1' sh "$HB_STATE/$d"
 }
 
