@@ -3,200 +3,21 @@
 //! failurecount / fallback, drift repair, reloads that change only the difference, stop,
 //! failed ops, maintenance, alerts and fallbackcommand.
 
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use ldirectord::config::{Config, FakeHost, parse_str};
+use ldirectord::config::{FakeHost, parse_str};
 use ldirectord::director::{
-    Alerts, Command, Director, DirectorError, Effects, ExternalChecks, Launcher, Mail, Mailer,
-    Observation, Probe, RealId, Status,
+    Alerts, Command, Director, Effects, ExternalChecks, Observation, Probe, RealId, Status,
 };
 use ldirectord::ipvs::error::errno;
-use ldirectord::ipvs::{
-    Backend, Dest, DestKey, FakeKernel, Fault, Forward, Op, Service, ServiceKey,
-};
+use ldirectord::ipvs::{Backend, Dest, FakeKernel, Fault, Forward, Op, Service, ServiceKey};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
-fn config(text: &str) -> Config {
-    parse_str(
-        text,
-        Path::new("/etc/ha.d/ldirectord.cf"),
-        &FakeHost::default(),
-    )
-    .unwrap_or_else(|e| panic!("{e:?}"))
-    .config
-}
-
-#[derive(Default, Clone)]
-struct Recorded {
-    commands: Arc<Mutex<Vec<Vec<String>>>>,
-    mails: Arc<Mutex<Vec<Mail>>>,
-}
-
-impl Launcher for Recorded {
-    fn run(
-        &self,
-        argv: Vec<String>,
-    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
-        self.commands.lock().unwrap().push(argv);
-        Box::pin(async { Ok(()) })
-    }
-}
-
-impl Mailer for Recorded {
-    fn send(&self, mail: Mail) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
-        self.mails.lock().unwrap().push(mail);
-        Box::pin(async { Ok(()) })
-    }
-}
-
-struct Harness {
-    kernel: FakeKernel,
-    commands: mpsc::Sender<Command>,
-    status: watch::Receiver<Status>,
-    observations: mpsc::Sender<Observation>,
-    director: JoinHandle<Result<(), DirectorError>>,
-    recorded: Recorded,
-}
-
-const VIP: &str = "10.0.0.100";
-
-fn svc(port: u16) -> ServiceKey {
-    ServiceKey::tcp(VIP.parse().unwrap(), port)
-}
-
-fn dest_key(addr: &str, port: u16) -> DestKey {
-    DestKey {
-        addr: addr.parse().unwrap(),
-        port,
-    }
-}
-
-fn real(addr: &str) -> RealId {
-    RealId {
-        service: svc(80),
-        dest: dest_key(addr, 80),
-    }
-}
-
-/// Lets every task run until all are idle (paused time advances only then).
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(1)).await;
-}
-
-impl Harness {
-    async fn start(text: &str, kernel: FakeKernel) -> Harness {
-        let recorded = Recorded::default();
-        let (obs_tx, obs_rx) = mpsc::channel(1024);
-        let (cmd_tx, cmd_rx) = mpsc::channel(8);
-        let (status_tx, status_rx) = watch::channel(Status::new("test"));
-        let effects = Effects::new(
-            Arc::new(recorded.clone()),
-            Arc::new(recorded.clone()),
-            Alerts::new("director".into(), "root".into()),
-        );
-        let director = Director::new(config(text), kernel.clone())
-            .with_checks(ExternalChecks, obs_rx)
-            .with_effects(effects);
-        let handle = tokio::spawn(director.run(cmd_rx, status_tx));
-        settle().await;
-        Harness {
-            kernel,
-            commands: cmd_tx,
-            status: status_rx,
-            observations: obs_tx,
-            director: handle,
-            recorded,
-        }
-    }
-
-    async fn report(&self, addr: &str, up: bool) {
-        let probe = if up {
-            Probe::up()
-        } else {
-            Probe::down("refused", "connection refused")
-        };
-        self.observations
-            .send(Observation::one(real(addr), probe))
-            .await
-            .unwrap();
-        settle().await;
-    }
-
-    /// `addr weight` of every destination of the VIP:80 service, sorted; `None` when the
-    /// service is absent.
-    fn dests(&self) -> Option<Vec<String>> {
-        self.dests_of(svc(80))
-    }
-
-    fn dests_of(&self, key: ServiceKey) -> Option<Vec<String>> {
-        let table = self.kernel.snapshot();
-        let (_, dests) = table.services.iter().find(|(s, _)| s.key == key)?;
-        let mut out: Vec<String> = dests
-            .iter()
-            .map(|d| format!("{} {}", d.key(), d.weight))
-            .collect();
-        out.sort();
-        Some(out)
-    }
-
-    fn ops(&self) -> Vec<String> {
-        self.kernel
-            .journal()
-            .into_iter()
-            .map(|e| e.op.to_string())
-            .collect()
-    }
-
-    fn commands(&self) -> Vec<String> {
-        self.recorded
-            .commands
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|a| a[1..].join(" "))
-            .collect()
-    }
-
-    fn subjects(&self) -> Vec<String> {
-        self.recorded
-            .mails
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|m| m.subject.clone())
-            .collect()
-    }
-
-    async fn stop(self) -> FakeKernel {
-        self.commands.send(Command::Stop).await.unwrap();
-        self.director.await.unwrap().unwrap();
-        assert_eq!(self.status.borrow().phase.name(), "stopped");
-        self.kernel
-    }
-}
-
-fn dest(addr: &str, weight: i32) -> Dest {
-    Dest::new(addr.parse().unwrap(), 80, Forward::Route, weight)
-}
-
-async fn kernel_with(dests: &[(&str, i32)]) -> FakeKernel {
-    let mut kernel = FakeKernel::new();
-    let mut ops = vec![Op::AddService(Service::new(svc(80), "wrr"))];
-    for (addr, weight) in dests {
-        ops.push(Op::AddDest {
-            service: svc(80),
-            dest: dest(addr, *weight),
-        });
-    }
-    kernel.apply(&ops).await.unwrap();
-    kernel.clear_journal();
-    kernel
-}
+#[path = "support/harness.rs"]
+mod harness;
+use harness::*;
 
 const TWO_REALS: &str = "checkinterval=10\n\
 virtual=10.0.0.100:80\n\
@@ -794,4 +615,174 @@ async fn the_check_engine_drives_the_table() {
     assert_eq!(table.services[0].1.len(), 1);
     assert_eq!(table.services[0].1[0].port, up_port);
     director.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn plan_command_previews_a_reload_with_live_health_and_applies_nothing() {
+    let h = Harness::start(TWO_REALS, FakeKernel::new()).await;
+    h.report("10.0.0.2", true).await;
+    h.report("10.0.0.3", false).await;
+    h.kernel.clear_journal();
+    let three = format!("{TWO_REALS}\treal=10.0.0.4:80 gate 2\n")
+        .replace("real=10.0.0.2:80 gate", "real=10.0.0.2:80 gate 3");
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    h.commands
+        .send(Command::Plan {
+            config: Box::new(config(&three)),
+            reply,
+        })
+        .await
+        .unwrap();
+    let ops: Vec<String> = answer
+        .await
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    // The new real waits for its check; the down one stays out; the weight changes.
+    assert_eq!(
+        ops,
+        ["edit real server 10.0.0.2:80 of TCP 10.0.0.100:80 (Route, weight 3)"]
+    );
+    assert!(h.ops().is_empty());
+    assert_eq!(h.status.borrow().generation, 1);
+    h.stop().await;
+}
+
+/// Counts which services' destinations are read.
+#[derive(Clone)]
+struct CountingReads {
+    inner: FakeKernel,
+    reads: Arc<std::sync::Mutex<Vec<ServiceKey>>>,
+}
+
+impl Backend for CountingReads {
+    async fn services(&mut self) -> Result<Vec<Service>, ldirectord::ipvs::IpvsError> {
+        self.inner.services().await
+    }
+    async fn dests(
+        &mut self,
+        service: &ServiceKey,
+    ) -> Result<Vec<Dest>, ldirectord::ipvs::IpvsError> {
+        self.reads.lock().unwrap().push(*service);
+        self.inner.dests(service).await
+    }
+    async fn service(&mut self, key: &ServiceKey) -> Result<Service, ldirectord::ipvs::IpvsError> {
+        self.inner.service(key).await
+    }
+    async fn info(&mut self) -> Result<ldirectord::ipvs::Info, ldirectord::ipvs::IpvsError> {
+        self.inner.info().await
+    }
+    async fn timeouts(
+        &mut self,
+    ) -> Result<ldirectord::ipvs::Timeouts, ldirectord::ipvs::IpvsError> {
+        self.inner.timeouts().await
+    }
+    async fn daemons(
+        &mut self,
+    ) -> Result<Vec<ldirectord::ipvs::Daemon>, ldirectord::ipvs::IpvsError> {
+        self.inner.daemons().await
+    }
+    async fn apply(
+        &mut self,
+        ops: &[Op],
+    ) -> Result<ldirectord::ipvs::OpResults, ldirectord::ipvs::IpvsError> {
+        self.inner.apply(ops).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_health_change_reads_only_its_own_service() {
+    let text = "checkinterval=10\n\
+virtual=10.0.0.100:80\n\treal=10.0.0.2:80 gate\n\tchecktype=connect\n\
+virtual=10.0.0.100:81\n\treal=10.0.0.2:81 masq\n\tchecktype=connect\n\
+virtual=10.0.0.100:82\n\treal=10.0.0.2:82 masq\n\tchecktype=connect\n";
+    let backend = CountingReads {
+        inner: FakeKernel::new(),
+        reads: Arc::default(),
+    };
+    let (obs_tx, obs_rx) = mpsc::channel(16);
+    let (_cmd_tx, cmd_rx) = mpsc::channel(1);
+    let (status_tx, _status_rx) = watch::channel(Status::new("t"));
+    let director = Director::new(config(text), backend.clone()).with_checks(ExternalChecks, obs_rx);
+    let _handle = tokio::spawn(director.run(cmd_rx, status_tx));
+    settle().await;
+    backend.reads.lock().unwrap().clear();
+    obs_tx
+        .send(Observation::one(real("10.0.0.2"), Probe::up()))
+        .await
+        .unwrap();
+    settle().await;
+    let reads = backend.reads.lock().unwrap().clone();
+    assert_eq!(reads, [svc(80), svc(80)], "read, then read back");
+    assert_eq!(backend.inner.snapshot().services[0].1.len(), 1);
+    // The periodic pass still covers everything.
+    backend.reads.lock().unwrap().clear();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(backend.reads.lock().unwrap().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn config_change_runs_the_executable_callback_with_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("on-change");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let text = format!("callback=\"{} --quiet\"\n{TWO_REALS}", script.display());
+    let h = Harness::start(&text, FakeKernel::new()).await;
+    h.commands
+        .send(Command::ConfigChanged {
+            path: "/etc/ha.d/ldirectord.cf".into(),
+        })
+        .await
+        .unwrap();
+    settle().await;
+    let got = h.recorded.commands.lock().unwrap().clone();
+    assert_eq!(
+        got,
+        [vec![
+            script.display().to_string(),
+            "--quiet".to_string(),
+            "/etc/ha.d/ldirectord.cf".to_string()
+        ]]
+    );
+    // Not executable: not run.
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    h.commands
+        .send(Command::ConfigChanged {
+            path: "/etc/ha.d/ldirectord.cf".into(),
+        })
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(h.recorded.commands.lock().unwrap().len(), 1);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_forwarding_change_that_moves_the_destination_keeps_health() {
+    let gate =
+        "checkinterval=10\nvirtual=10.0.0.100:80\n\treal=10.0.0.2:8080 gate\n\tchecktype=connect\n";
+    let h = Harness::start(gate, FakeKernel::new()).await;
+    h.report("10.0.0.2", true).await;
+    assert_eq!(h.dests().unwrap(), ["10.0.0.2:80 1"]);
+    h.kernel.clear_journal();
+    let masq = gate.replace("8080 gate", "8080 masq");
+    h.commands
+        .send(Command::Reload(Box::new(config(&masq))))
+        .await
+        .unwrap();
+    settle().await;
+    // Up before, up after: the new entry goes in before the old one goes out.
+    assert_eq!(
+        h.ops(),
+        [
+            "add real server 10.0.0.2:8080 to TCP 10.0.0.100:80 (Masq, weight 1)",
+            "delete real server 10.0.0.2:80 of TCP 10.0.0.100:80",
+        ]
+    );
+    assert_eq!(h.status.borrow().virtuals[0].reals[0].health, "up");
+    h.stop().await;
 }

@@ -6,11 +6,17 @@
 //! else goes to the legacy parser in [`legacy`].
 
 pub mod check;
+pub mod doctor;
 pub mod dump_config;
 pub mod exit;
 pub mod legacy;
 pub mod lifecycle;
+pub mod list;
+pub mod names;
 pub mod ocf;
+pub mod plan;
+pub mod realserver;
+pub mod save;
 pub mod status_view;
 pub mod sync;
 
@@ -46,9 +52,14 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     }
     match rest.iter().find(|a| !a.starts_with('-')) {
         Some(word) if word == "check" => check::run(rest),
+        Some(word) if word == "list" => list::run(rest),
+        Some(word) if word == "save" => save::run(rest),
+        Some(word) if word == "plan" => plan::run(rest),
         Some(word) if word == "dump-config" => dump_config::run(rest),
         Some(word) if word == "ocf" => ocf::run(rest),
         Some(word) if word == "sync" => sync::run(rest),
+        Some(word) if word == "realserver" => realserver::run(rest),
+        Some(word) if word == "doctor" => doctor::run(rest),
         Some(word) if EXTRA_COMMANDS.contains(&word.as_str()) => exit::not_implemented(word),
         _ => legacy::run(rest),
     }

@@ -7,6 +7,7 @@
 //! * [`control`]: the root-only JSON socket behind `ldirectord status` and `reload`.
 //! * [`metrics`]: the optional Prometheus endpoint (`metrics=`).
 //! * [`run`]: the main loop around the director.
+//! * [`metrics`]: the optional Prometheus endpoint.
 
 pub mod autoreload;
 pub mod control;

@@ -50,13 +50,18 @@ pub trait Mailer: Send + Sync + 'static {
 
 /// The machine's mail system through lettre: `sendmail -i -f <sender> -- <to>…`, or plain
 /// SMTP to the relay.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemMailer;
+#[derive(Debug, Default, Clone)]
+pub struct SystemMailer {
+    /// The sendmail program; `None` = `/usr/sbin/sendmail`, `/usr/lib/sendmail`, or
+    /// `sendmail` on the PATH, the first that exists.
+    pub sendmail: Option<std::path::PathBuf>,
+}
 
 impl Mailer for SystemMailer {
     fn send(&self, mail: Mail) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
         Box::pin(async move {
-            match tokio::time::timeout(SEND_TIMEOUT, send_with_lettre(&mail)).await {
+            let sendmail = self.sendmail.clone().unwrap_or_else(|| sendmail().into());
+            match tokio::time::timeout(SEND_TIMEOUT, send_with_lettre(&mail, &sendmail)).await {
                 Ok(result) => result,
                 Err(_) => Err(format!("no answer within {}s", SEND_TIMEOUT.as_secs())),
             }
@@ -64,7 +69,7 @@ impl Mailer for SystemMailer {
     }
 }
 
-async fn send_with_lettre(mail: &Mail) -> Result<(), String> {
+async fn send_with_lettre(mail: &Mail, sendmail: &std::path::Path) -> Result<(), String> {
     use lettre::message::{Mailbox, header::ContentType};
     use lettre::{Address, AsyncTransport, Message, Tokio1Executor};
 
@@ -108,7 +113,7 @@ async fn send_with_lettre(mail: &Mail) -> Result<(), String> {
         }
         None => {
             let transport =
-                lettre::AsyncSendmailTransport::<Tokio1Executor>::new_with_command(sendmail());
+                lettre::AsyncSendmailTransport::<Tokio1Executor>::new_with_command(sendmail);
             transport.send(message).await.map_err(|e| e.to_string())
         }
     }
@@ -320,6 +325,118 @@ mod tests {
             addr: "10.0.0.2".parse().unwrap(),
             port: 80,
         }
+    }
+
+    fn mail(smtp: Option<String>) -> Mail {
+        Mail {
+            smtp,
+            from: "lb@example.com".into(),
+            sender: "root@director".into(),
+            to: vec!["a@example.com".into(), "b@example.com".into()],
+            subject: "[web] Deleted real server: 10.0.0.2:80 (10.0.0.100:80)".into(),
+            body: "ldirectord host: director\nLog-Message: x\nDaemon-Status: running\n".into(),
+        }
+    }
+
+    /// A minimal SMTP server on loopback: records the commands of one session.
+    async fn smtp_server() -> (u16, tokio::task::JoinHandle<Vec<String>>) {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let session = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let (read, mut write) = socket.into_split();
+            let mut lines = BufReader::new(read).lines();
+            let mut seen = Vec::new();
+            write.write_all(b"220 relay ESMTP\r\n").await.unwrap();
+            let mut in_data = false;
+            while let Ok(Some(line)) = lines.next_line().await {
+                if in_data {
+                    if line == "." {
+                        in_data = false;
+                        write.write_all(b"250 queued\r\n").await.unwrap();
+                    } else {
+                        seen.push(format!("| {line}"));
+                    }
+                    continue;
+                }
+                seen.push(line.clone());
+                let reply: &[u8] = match line.split(' ').next().unwrap_or("") {
+                    "EHLO" => b"250 relay\r\n",
+                    "DATA" => {
+                        in_data = true;
+                        b"354 go on\r\n"
+                    }
+                    "QUIT" => {
+                        let _ = write.write_all(b"221 bye\r\n").await;
+                        break;
+                    }
+                    _ => b"250 ok\r\n",
+                };
+                write.write_all(reply).await.unwrap();
+            }
+            seen
+        });
+        (port, session)
+    }
+
+    #[tokio::test]
+    async fn smtp_relay_gets_one_rcpt_per_recipient() {
+        let (port, session) = smtp_server().await;
+        SystemMailer::default()
+            .send(mail(Some(format!("127.0.0.1:{port}"))))
+            .await
+            .unwrap();
+        let seen = session.await.unwrap();
+        let commands: Vec<&str> = seen
+            .iter()
+            .filter(|l| !l.starts_with("| ") && !l.starts_with("EHLO"))
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            commands,
+            [
+                "MAIL FROM:<root@director>",
+                "RCPT TO:<a@example.com>",
+                "RCPT TO:<b@example.com>",
+                "DATA",
+                "QUIT"
+            ]
+        );
+        let data = seen.join("\n");
+        assert!(data.contains("| From: lb@example.com"), "{data}");
+        assert!(
+            data.contains("| Subject: [web] Deleted real server: 10.0.0.2:80 (10.0.0.100:80)"),
+            "{data}"
+        );
+        assert!(data.contains("| Daemon-Status: running"), "{data}");
+    }
+
+    #[tokio::test]
+    async fn local_sendmail_gets_the_envelope_as_arguments() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let script = dir.path().join("sendmail");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\necho \"$@\" > {0}\ncat >> {0}\n", out.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mailer = SystemMailer {
+            sendmail: Some(script),
+        };
+        mailer.send(mail(None)).await.unwrap();
+        let got = std::fs::read_to_string(&out).unwrap();
+        let first = got.lines().next().unwrap();
+        assert_eq!(first, "-i -f root@director -- a@example.com b@example.com");
+        assert!(got.contains("Subject: [web] Deleted real server"), "{got}");
+        // A failing sendmail is an error for the log, not a panic.
+        let failing = SystemMailer {
+            sendmail: Some("/bin/false".into()),
+        };
+        assert!(failing.send(mail(None)).await.is_err());
     }
 
     #[tokio::test(start_paused = true)]

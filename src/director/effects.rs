@@ -1,4 +1,5 @@
-//! Side effects of state changes: alert mails, `fallbackcommand`, monitor-file lines.
+//! Side effects of state changes: alert mails, `fallbackcommand`, `callback`, monitor-file
+//! lines.
 //!
 //! None of them may stall or kill the director: they are queued (bounded; a full queue
 //! drops with a warning) to two background workers, one for mail and one for local work
@@ -112,7 +113,7 @@ impl Default for Effects {
     /// The machine's sendmail or SMTP relay, real processes, this host's name.
     fn default() -> Effects {
         Effects::new(
-            Arc::new(SystemMailer),
+            Arc::new(SystemMailer::default()),
             Arc::new(SystemLauncher),
             Alerts::for_this_host(),
         )
@@ -151,8 +152,8 @@ impl Effects {
                         LocalJob::Command(argv) => {
                             let shown = argv.join(" ");
                             match launcher.run(argv).await {
-                                Ok(()) => tracing::info!(command = %shown, "fallbackcommand finished"),
-                                Err(e) => tracing::error!(command = %shown, error = %e, "fallbackcommand failed"),
+                                Ok(()) => tracing::info!(command = %shown, "command finished"),
+                                Err(e) => tracing::error!(command = %shown, error = %e, "command failed"),
                             }
                         }
                         LocalJob::Monitor { path, line } => monitor.append(&path, &line),
@@ -199,14 +200,30 @@ impl Effects {
         if argv.len() <= 3 {
             return;
         }
-        tracing::info!(virtual_server = %v.endpoint, command = %argv.join(" "), "running fallbackcommand {argument}");
+        tracing::info!("virtual" = %v.endpoint, command = %argv.join(" "), "running fallbackcommand {argument}");
+        self.queue_local(LocalJob::Command(argv));
+    }
+
+    /// `callback <config path>`, when the program is executable (Perl: `-x $CALLBACK`).
+    /// Like `fallbackcommand`, the text is split on whitespace and run without a shell.
+    pub fn callback(&mut self, callback: &str, config: &Path) {
+        let mut argv: Vec<String> = callback.split_whitespace().map(str::to_owned).collect();
+        let Some(program) = argv.first() else {
+            return;
+        };
+        if !is_executable(Path::new(program)) {
+            tracing::warn!(callback = %program, "callback is not an executable file; not run");
+            return;
+        }
+        argv.push(config.display().to_string());
+        tracing::info!(command = %argv.join(" "), "running callback");
         self.queue_local(LocalJob::Command(argv));
     }
 
     /// One monitor-file line for a check result of `real` (Perl `service_set` with
     /// `do_log`). Written for every up or down verdict, except `checktype=on` and
     /// skipped checks, which Perl does not log either.
-    pub fn monitor(&mut self, v: &Virtual, real: &Real, state: &RealState, _phase: Phase) {
+    pub fn monitor(&mut self, v: &Virtual, real: &Real, state: &RealState) {
         let Some(path) = &v.monitorfile else {
             return;
         };
@@ -251,6 +268,11 @@ impl Effects {
             tracing::warn!("alerts or commands still running at stop; abandoned");
         }
     }
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// The argument vector of a `fallbackcommand` run (see the module doc).
@@ -490,7 +512,7 @@ mod tests {
     async fn commands_run_in_order_through_the_worker() {
         let rec = Arc::new(Recorder::default());
         let mut effects = Effects::new(
-            Arc::new(SystemMailer),
+            Arc::new(SystemMailer::default()),
             Arc::new(rec.clone()),
             Alerts::new("h".into(), "u".into()),
         );

@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::config::{self, Config, Endpoint, Forwarding, Virtual};
+
+use super::datapath::Datapath;
 use crate::ipvs::{Dest, DestKey, Forward, Netmask, Protocol, Service, ServiceFlags, ServiceKey};
 
 /// A real server of a virtual service, as the kernel identifies it: the key of health
@@ -94,8 +96,11 @@ pub enum Role {
 #[derive(Debug, Clone, Default)]
 pub struct Layout {
     pub virtuals: Vec<VirtualLayout>,
+    /// The firewall-mark services of checks through the data path.
+    pub datapath: Datapath,
     by_service: HashMap<ServiceKey, usize>,
     by_real: HashMap<RealId, Vec<(usize, usize)>>,
+    by_check: HashMap<(ServiceKey, CheckIdentity), (usize, usize)>,
 }
 
 impl Layout {
@@ -103,18 +108,24 @@ impl Layout {
         let virtuals: Vec<VirtualLayout> = config.virtuals.iter().map(virtual_layout).collect();
         let mut by_service = HashMap::with_capacity(virtuals.len());
         let mut by_real: HashMap<RealId, Vec<(usize, usize)>> = HashMap::new();
+        let mut by_check = HashMap::new();
         for (vi, v) in virtuals.iter().enumerate() {
             // Two blocks for one service cannot both be obeyed; the first one wins, like
             // the first `-A` of a Perl start.
             by_service.entry(v.key.canonical()).or_insert(vi);
             for (ri, r) in v.reals.iter().enumerate() {
                 by_real.entry(r.id).or_default().push((vi, ri));
+                by_check
+                    .entry((v.key.canonical(), r.identity.clone()))
+                    .or_insert((vi, ri));
             }
         }
         Layout {
             virtuals,
+            datapath: Datapath::new(config),
             by_service,
             by_real,
+            by_check,
         }
     }
 
@@ -126,6 +137,18 @@ impl Layout {
     /// Every (virtual, real) index pair with this id (usually one).
     pub fn reals(&self, id: &RealId) -> &[(usize, usize)] {
         self.by_real.get(id).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The real of `service` checked exactly like `identity` (same address, port as
+    /// written, check settings), wherever its kernel destination now is.
+    pub fn real_with_check(
+        &self,
+        service: &ServiceKey,
+        identity: &CheckIdentity,
+    ) -> Option<(usize, usize)> {
+        self.by_check
+            .get(&(service.canonical(), identity.clone()))
+            .copied()
     }
 
     /// Whether the virtual at `vi` is the one that programs its service (not a duplicate
@@ -152,8 +175,12 @@ impl Layout {
             .map(|_| Role::Fallback { virtual_index: vi })
     }
 
+    /// Every service the configuration manages: the virtuals' and the data-path ones.
     pub fn service_keys(&self) -> impl Iterator<Item = ServiceKey> + '_ {
-        self.virtuals.iter().map(|v| v.key)
+        self.virtuals
+            .iter()
+            .map(|v| v.key)
+            .chain(self.datapath.keys())
     }
 }
 

@@ -15,6 +15,7 @@
 //! let director = tokio::spawn(director::run(config, backend, rx, status_tx));
 //! // … on SIGHUP with a good file:  commands.send(Command::Reload(Box::new(new))).await
 //! // … on SIGHUP with a bad file:   commands.send(Command::ReloadFailed(located_error)).await
+//! // … when the file changes on disk:   commands.send(Command::ConfigChanged { path }).await
 //! // … on SIGTERM:                  commands.send(Command::Stop).await, then join `director`.
 //! // `status_rx.borrow()` is the snapshot for `ldirectord status` (serde::Serialize);
 //! // `ready` turns true once the table has been adopted and programmed (sd_notify READY=1).
@@ -25,8 +26,10 @@
 //!   builder injects the check runner ([`Director::with_checks`]), the side effects (mail
 //!   transport, process launcher: [`Director::with_effects`]), the reverse lookup of the
 //!   maintenance directory and the wall clock of the status.
-//! * [`Command`]: `Reload(Box<Config>)`, `ReloadFailed(String)`, `Stop` (honours
-//!   `cleanstop`). A closed command channel counts as `Stop`.
+//! * [`Command`]: `Reload(Box<Config>)`, `ReloadFailed(String)`, `Plan { config, reply }`
+//!   (what a reload would change, with live health; nothing applied), `ConfigChanged
+//!   { path }` (runs `callback`), `Stop` (honours `cleanstop`). A closed command channel
+//!   counts as `Stop`.
 //! * [`Status`]: every virtual and real with health, last check time, verdict, reason,
 //!   latency and kernel weight; the phase (starting/running/reloading/stopping/stopped),
 //!   `ready`, the configuration generation, `last_reload_error`, and the kernel's sync
@@ -44,21 +47,26 @@
 //!   health changes and every `checkinterval` (drift repair), read back and verify.
 //! * [`effects`]/[`alerts`]: mail, `fallbackcommand` (no shell), monitor file; never fatal.
 //! * [`maintenance`]: the maintenance directory, names looked up in the background.
+//! * [`preview`]: what a start or reload would change, changing nothing (`ldirectord plan`).
 //! * [`sync`]: the kernel's connection-sync daemons (`syncdaemon=`), kept as configured.
 //! * [`metrics`]: counters only the run loop sees, for the Prometheus endpoint.
 //! * [`checks`]: the seam to the check engine: [`HealthChecks`] in, [`Observation`] out.
 //! * [`check_spec`]: the pure mapping of the configuration to a check (Perl `ld_setup`).
+//! * [`datapath`]: the firewall-mark services of checks through the data path
+//!   (`checkdatapath=yes`).
 
 pub mod alerts;
 pub mod check_spec;
 pub mod checks;
 mod command;
+pub mod datapath;
 pub mod desired;
 pub mod effects;
 mod error;
 pub mod layout;
 pub mod maintenance;
 pub mod metrics;
+pub mod preview;
 mod run;
 pub mod state;
 pub mod status;

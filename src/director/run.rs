@@ -20,12 +20,14 @@ use crate::ipvs::{Backend, DestKey, IpvsError, Op, ServiceKey, Table, plan};
 
 use super::checks::{EngineChecks, HealthChecks, Observation, WantedCheck};
 use super::command::Command;
+use super::datapath::is_datapath;
 use super::desired::{FallbackNeed, desired};
 use super::effects::{AlertKind, Change, Effects};
 use super::error::DirectorError;
 use super::layout::{Layout, Role};
 use super::maintenance::{Maintenance, ReverseLookup, SystemLookup};
 use super::metrics::Metrics;
+use super::preview::preview_reload;
 use super::state::{Adopted, Health, Input, RealState, Step, Verdict};
 use super::status::{
     Clock, FallbackStatus, KernelStatus, Phase, RealStatus, Status, VirtualStatus,
@@ -43,6 +45,9 @@ pub async fn run<B: Backend>(
 ) -> Result<(), DirectorError> {
     Director::new(config, backend).run(commands, status).await
 }
+
+/// A failing op is logged as an error again after this many passes.
+const REPEAT_LOG_EVERY: u32 = 60;
 
 /// Why a reconcile runs: it decides how a change is logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,8 +86,15 @@ pub struct Director<B> {
     kernel_weights: HashMap<ServiceKey, HashMap<DestKey, i32>>,
     /// The last apply left something undone; the next timer pass retries it.
     retrying: bool,
-    dirty: bool,
+    /// Ops that failed at the last apply, with how many times in a row: a failure is
+    /// logged as an error the first time and every [`REPEAT_LOG_EVERY`] times after.
+    failing: HashMap<String, u32>,
+    /// Services whose reals changed health since the last reconcile.
+    dirty: HashSet<ServiceKey>,
     metrics: Metrics,
+    /// Marks of the data-path services found in the kernel at the last full read: only
+    /// their checks run.
+    datapath_present: HashSet<u32>,
 }
 
 impl<B: Backend> Director<B> {
@@ -111,8 +123,10 @@ impl<B: Backend> Director<B> {
             kernel: KernelStatus::default(),
             kernel_weights: HashMap::new(),
             retrying: false,
-            dirty: false,
+            failing: HashMap::new(),
+            dirty: HashSet::new(),
             metrics: Metrics::default(),
+            datapath_present: HashSet::new(),
         }
     }
 
@@ -173,6 +187,14 @@ impl<B: Backend> Director<B> {
                         tracing::warn!(error = %error, "reload failed; the running configuration stays in effect");
                         self.reload_error = Some(error);
                     }
+                    Some(Command::Plan { config, reply }) => {
+                        let _ = reply.send(self.preview_reload(&config).await);
+                    }
+                    Some(Command::ConfigChanged { path }) => {
+                        if let Some(callback) = &self.config.global.callback {
+                            self.effects.callback(callback, &path);
+                        }
+                    }
                     Some(Command::Stop) | None => break,
                 },
                 received = recv_some(&mut observations) => {
@@ -184,7 +206,7 @@ impl<B: Backend> Director<B> {
                             while let Some(more) = observations.as_mut().and_then(|rx| rx.try_recv().ok()) {
                                 self.observe(more);
                             }
-                            if self.dirty {
+                            if !self.dirty.is_empty() {
                                 self.reconcile(Trigger::Health).await;
                             }
                             self.leave_starting();
@@ -213,15 +235,36 @@ impl<B: Backend> Director<B> {
     }
 
     async fn start(&mut self) -> Result<(), DirectorError> {
+        // Data-path services an earlier run left behind (its configuration differed).
+        let wanted: HashSet<ServiceKey> = self.layout.datapath.keys().collect();
+        let stale: Vec<ServiceKey> = self
+            .backend
+            .services()
+            .await
+            .map_err(|source| DirectorError::Kernel { source })?
+            .into_iter()
+            .map(|s| s.key)
+            .filter(|k| is_datapath(k) && !wanted.contains(k))
+            .collect();
+        self.retired.extend(stale);
         let actual = self
             .read_managed()
             .await
             .map_err(|source| DirectorError::Kernel { source })?;
-        self.states = adopt(&self.config, &self.layout, &actual, None, Instant::now());
+        self.states = adopt(
+            &self.config,
+            &self.layout,
+            &weights(&actual),
+            None,
+            Instant::now(),
+        );
         self.resolve_names();
         self.set_checks();
         self.reconcile_with(Trigger::Start, Some(actual)).await;
         self.reconcile_sync().await;
+        // Ready once the first pass is done, even if some op was refused: the daemon
+        // runs (as Perl does), and the status says what is missing.
+        self.ready = true;
         self.generation = 1;
         self.leave_starting();
         Ok(())
@@ -242,22 +285,25 @@ impl<B: Backend> Director<B> {
             .retain(|k, _| keep.contains(&k.canonical()));
         self.maintenance = Maintenance::new(config.global.maintenancedir.clone());
         let actual = match self.read_managed_for(&layout).await {
-            Ok(table) => table,
+            Ok(table) => Some(table),
             Err(e) => {
-                // Without the table, new reals cannot be adopted; treat them as absent
-                // (the safe side: nothing is added before a check says so).
-                tracing::warn!(error = %e, "cannot read the IPVS table during reload");
-                Table::default()
+                // New reals are adopted from the table as last read instead: taking them
+                // for absent could delete servers that carry traffic.
+                tracing::warn!(error = %e, "cannot read the IPVS table during reload; using the last reading");
+                None
             }
         };
+        let found = actual
+            .as_ref()
+            .map_or_else(|| self.kernel_weights.clone(), weights);
         let old = (&self.layout, self.states.as_slice());
-        let states = adopt(&config, &layout, &actual, Some(old), Instant::now());
+        let states = adopt(&config, &layout, &found, Some(old), Instant::now());
         self.config = Arc::new(config);
         self.layout = layout;
         self.states = states;
         self.resolve_names();
         self.set_checks();
-        self.reconcile_with(Trigger::Reload, Some(actual)).await;
+        self.reconcile_with(Trigger::Reload, actual).await;
         self.reconcile_sync().await;
         self.generation += 1;
         self.reload_error = None;
@@ -274,6 +320,20 @@ impl<B: Backend> Director<B> {
         );
     }
 
+    async fn preview_reload(&mut self, config: &Config) -> Result<Vec<Op>, String> {
+        let layout = Layout::new(config);
+        let actual = self
+            .read_managed_for(&layout)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(preview_reload(
+            config,
+            (&self.layout, &self.states),
+            &self.retired,
+            &actual,
+        ))
+    }
+
     async fn stop(&mut self) {
         self.phase = Phase::Stopping;
         self.checks.set(&[]);
@@ -285,6 +345,8 @@ impl<B: Backend> Director<B> {
             .filter(|(vi, _)| self.layout.owns_service(*vi))
             .filter(|(vi, _)| self.config.virtuals.get(*vi).is_some_and(|v| v.cleanstop))
             .map(|(_, v)| v.key)
+            // no client traffic goes through a data-path service: always removed
+            .chain(self.layout.datapath.keys())
             .collect();
         if !clean.is_empty() {
             match self.read_managed().await {
@@ -324,10 +386,16 @@ impl<B: Backend> Director<B> {
             };
             for (ri, r) in v.reals.iter().enumerate() {
                 if let Some(real) = cv.reals.get(ri) {
+                    let datapath = self.layout.datapath.mark_of(vi, ri);
+                    // Without its service a marked check would be delivered to this host.
+                    if datapath.is_some_and(|m| !self.datapath_present.contains(&m)) {
+                        continue;
+                    }
                     wanted.push(WantedCheck {
                         id: r.id,
                         virtual_server: cv,
                         real,
+                        datapath,
                     });
                 }
             }
@@ -367,13 +435,13 @@ impl<B: Backend> Director<B> {
                 let failurecount = cv.check.failurecount;
                 let state = &mut self.states[vi][ri];
                 let step = state.observe(input, failurecount, now);
-                self.effects.monitor(cv, &cv.reals[ri], state, self.phase);
+                self.effects.monitor(cv, &cv.reals[ri], state);
                 self.log_step(vi, ri, &step);
                 if let Step::Changed { to, .. } = step {
                     let v = &self.layout.virtuals[vi];
                     let real = v.reals[ri].dest.key().to_string();
                     self.metrics.change(&v.id, &real, to.name());
-                    self.dirty = true;
+                    self.dirty.insert(v.key.canonical());
                 }
             }
         }
@@ -386,30 +454,33 @@ impl<B: Backend> Director<B> {
         match step {
             Step::Unchanged => {}
             Step::SoftFailure { count, of } => tracing::info!(
-                virtual_server = %v.id, real = %real, reason = %reason,
+                "virtual" = %v.id, real = %real, reason = reason.as_deref(),
                 "Soft failure real server: {real} ({}) failure {count}/{of}", v.id
             ),
             Step::Reset { .. } => tracing::info!(
-                virtual_server = %v.id, real = %real,
+                "virtual" = %v.id, real = %real,
                 "Resetting soft failure count: {real} ({})", v.id
             ),
             Step::Changed { from, to, reset } => {
                 if reset.is_some() {
                     tracing::info!(
-                        virtual_server = %v.id, real = %real,
+                        "virtual" = %v.id, real = %real,
                         "Resetting soft failure count: {real} ({})", v.id
                     );
                 }
                 tracing::info!(
-                    virtual_server = %v.id,
+                    "virtual" = %v.id,
                     real = %real,
                     from = from.name(),
                     to = to.name(),
-                    reason = %reason,
+                    reason = reason.as_deref(),
                     "real server {real} ({}) is {}{}",
                     v.id,
                     to.name(),
-                    if reason.is_empty() || *to == Health::Up { String::new() } else { format!(": {reason}") }
+                    match (&reason, to) {
+                        (Some(reason), Health::Down) => format!(": {reason}"),
+                        _ => String::new(),
+                    }
                 );
             }
         }
@@ -420,11 +491,18 @@ impl<B: Backend> Director<B> {
     }
 
     /// One reconcile pass; `known` is a table read a moment ago by the caller.
+    ///
+    /// A pass after health changes reads and plans only the services whose reals changed
+    /// (a mass failure must not turn into one full table dump per batch); start, reload
+    /// and the periodic pass cover every managed service.
     async fn reconcile_with(&mut self, trigger: Trigger, known: Option<Table>) {
-        self.dirty = false;
+        let dirty = std::mem::take(&mut self.dirty);
+        let scope = (trigger == Trigger::Health).then_some(dirty);
+        // Health alone decides these; a kernel that cannot be read must not delay them.
+        self.run_fallback_commands();
         let actual = match known {
             Some(table) => table,
-            None => match self.read_managed().await {
+            None => match self.read_scope(scope.as_ref()).await {
                 Ok(table) => table,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the IPVS table; retrying at the next pass");
@@ -435,11 +513,15 @@ impl<B: Backend> Director<B> {
                 }
             },
         };
-        let want = desired(&self.config, &self.layout, &self.states, &self.retired);
-        self.run_fallback_commands();
+        let mut want = desired(&self.config, &self.layout, &self.states, &self.retired);
+        if let Some(scope) = &scope {
+            want.services
+                .retain(|s| scope.contains(&s.service.key.canonical()));
+            want.remove.clear();
+        }
         let ops = plan(&want, &actual);
         if ops.is_empty() {
-            self.synced(&actual, 0);
+            self.synced(&actual, 0, scope.as_ref());
             return;
         }
         if trigger == Trigger::Timer && !self.retrying {
@@ -448,13 +530,12 @@ impl<B: Backend> Director<B> {
                 "the IPVS table was changed behind ldirectord's back; repairing"
             );
         }
-        let purge = if trigger == Trigger::Timer {
-            "drift"
-        } else {
-            "start"
+        let purge = match trigger {
+            Trigger::Start | Trigger::Reload => "start",
+            Trigger::Health | Trigger::Timer => "drift",
         };
         self.apply(&ops, &actual, trigger, purge).await;
-        match self.read_managed().await {
+        match self.read_scope(scope.as_ref()).await {
             Ok(after) => {
                 let remaining = plan(&want, &after);
                 if !remaining.is_empty() {
@@ -469,8 +550,10 @@ impl<B: Backend> Director<B> {
                     .iter()
                     .map(|(s, _)| s.key.canonical())
                     .collect();
-                self.retired.retain(|k| live.contains(&k.canonical()));
-                self.synced(&after, remaining.len());
+                if scope.is_none() {
+                    self.retired.retain(|k| live.contains(&k.canonical()));
+                }
+                self.synced(&after, remaining.len(), scope.as_ref());
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the IPVS table back after applying");
@@ -481,24 +564,42 @@ impl<B: Backend> Director<B> {
         }
     }
 
-    fn synced(&mut self, table: &Table, pending: usize) {
-        self.kernel_weights = table
+    /// Records a read-back. A scoped pass (`scope`) only updates its services, and can
+    /// report trouble but not declare the whole table in sync.
+    fn synced(&mut self, table: &Table, pending: usize, scope: Option<&HashSet<ServiceKey>>) {
+        if let Some(scope) = scope {
+            for key in scope {
+                self.kernel_weights.remove(key);
+            }
+            self.kernel_weights.extend(weights(table));
+            if pending > 0 {
+                self.kernel.in_sync = false;
+                self.kernel.pending_changes = pending;
+                self.retrying = true;
+            }
+            return;
+        }
+        let present: HashSet<u32> = table
             .services
             .iter()
-            .map(|(s, dests)| {
-                (
-                    s.key.canonical(),
-                    dests.iter().map(|d| (d.key(), d.weight)).collect(),
-                )
+            .filter_map(|(s, dests)| match s.key {
+                ServiceKey::Fwmark { mark, .. } if is_datapath(&s.key) && !dests.is_empty() => {
+                    Some(mark)
+                }
+                _ => None,
             })
             .collect();
+        if present != self.datapath_present && self.phase != Phase::Stopping {
+            self.datapath_present = present;
+            self.set_checks();
+        }
+        self.kernel_weights = weights(table);
         self.kernel.in_sync = pending == 0;
         self.kernel.pending_changes = pending;
         self.retrying = pending > 0;
         if pending == 0 {
             self.kernel.last_sync = Some(self.clock.rfc3339(Instant::now()));
             self.kernel.last_error = None;
-            self.ready = true;
         }
     }
 
@@ -517,24 +618,28 @@ impl<B: Backend> Director<B> {
                 return;
             }
         };
+        let mut failing = HashMap::new();
         for (op, result) in ops.iter().zip(results) {
             match result {
                 Ok(()) => self.log_op(op, actual, trigger, purge),
                 Err(e) => {
                     self.metrics.apply_error(op);
+                    let text = op.to_string();
+                    let times = self.failing.get(&text).copied().unwrap_or(0) + 1;
                     let errno = e.errno().unwrap_or(0);
-                    tracing::error!(
-                        op = %op,
-                        errno,
-                        error = %e,
-                        hint = e.hint().unwrap_or(""),
-                        "IPVS change failed; retrying at the next pass"
-                    );
-                    self.kernel.last_error = Some(format!("{op}: {e}"));
+                    let hint = e.hint().unwrap_or("");
+                    if times == 1 || times.is_multiple_of(REPEAT_LOG_EVERY) {
+                        tracing::error!(op = %text, errno, error = %e, hint, times, "IPVS change failed; retrying at the next pass");
+                    } else {
+                        tracing::debug!(op = %text, errno, error = %e, times, "IPVS change failed again");
+                    }
+                    self.kernel.last_error = Some(format!("{text}: {e} (errno {errno})"));
                     self.retrying = true;
+                    failing.insert(text, times);
                 }
             }
         }
+        self.failing = failing;
     }
 
     /// The Perl log line of an applied op, and its alert.
@@ -570,7 +675,7 @@ impl<B: Backend> Director<B> {
                         .unwrap_or_default();
                     for d in dests {
                         let text = format!("Purged real server ({purge}): {d} ({vname})");
-                        tracing::info!(virtual_server = %vid, real = %d, "{text}");
+                        tracing::info!("virtual" = %vid, real = %d, "{text}");
                         if let Some(vi) = vi {
                             let change = Change {
                                 virtual_server: &self.config.virtuals[vi],
@@ -585,7 +690,7 @@ impl<B: Backend> Director<B> {
                     format!("Purged virtual server ({purge}): {vname}")
                 }
             };
-            tracing::info!(virtual_server = %vid, "{text}");
+            tracing::info!("virtual" = %vid, "{text}");
             return;
         };
         let role = self.layout.role(&service, &dest);
@@ -628,22 +733,24 @@ impl<B: Backend> Director<B> {
                 virtual_index,
                 real_index,
             }) => down_reason(&self.states[virtual_index][real_index]),
-            _ => String::new(),
+            _ => None,
         };
         if trigger == Trigger::Timer && !self.retrying {
             tracing::warn!(
-                virtual_server = %vid, real = %dest, reason = "drift",
+                "virtual" = %vid, real = %dest, reason = "drift",
                 "{text} (repairing a change made behind ldirectord's back)"
             );
         } else {
-            tracing::info!(virtual_server = %vid, real = %dest, reason = %reason, "{text}");
+            tracing::info!("virtual" = %vid, real = %dest, reason = reason.as_deref(), "{text}");
         }
         if let Some(vi) = vi {
+            // Perl mails a re-added quiesced server as plain "Quiescent …".
+            let subject = text.strip_prefix("Readd ").unwrap_or(&text);
             let change = Change {
                 virtual_server: &self.config.virtuals[vi],
                 vname: &vname,
                 real: dest,
-                text: &text,
+                text: subject,
                 kind: alert,
             };
             self.effects.alert(&change, self.phase);
@@ -722,6 +829,17 @@ impl<B: Backend> Director<B> {
             }
             self.fallback_commands.insert(v.key, argument);
             self.effects.fallback_command(command, argument, cv);
+        }
+    }
+
+    /// The services in `scope`, or every managed one.
+    async fn read_scope(
+        &mut self,
+        scope: Option<&HashSet<ServiceKey>>,
+    ) -> Result<Table, IpvsError> {
+        match scope {
+            Some(keys) => read_services(&mut self.backend, keys).await,
+            None => self.read_managed().await,
         }
     }
 
@@ -806,10 +924,10 @@ impl<B: Backend> Director<B> {
 }
 
 /// The reason of the last down verdict, for log fields; empty after an up verdict.
-fn down_reason(state: &RealState) -> String {
+fn down_reason(state: &RealState) -> Option<String> {
     match state.last.as_ref().map(|(_, p)| &p.verdict) {
-        Some(Verdict::Down(reason)) => reason.to_string(),
-        _ => String::new(),
+        Some(Verdict::Down(reason)) => Some(reason.to_string()),
+        _ => None,
     }
 }
 
@@ -839,16 +957,11 @@ pub(crate) async fn read_services<B: Backend>(
     Ok(table)
 }
 
-/// The health of every real of `layout`: carried over from `old` where the real and its
-/// check are unchanged, otherwise taken over from the kernel table.
-pub(crate) fn adopt(
-    config: &Config,
-    layout: &Layout,
-    actual: &Table,
-    old: Option<(&Layout, &[Vec<RealState>])>,
-    now: Instant,
-) -> Vec<Vec<RealState>> {
-    let kernel: HashMap<ServiceKey, HashMap<DestKey, i32>> = actual
+/// Destination weights per service, as last read from the kernel.
+pub(crate) type Weights = HashMap<ServiceKey, HashMap<DestKey, i32>>;
+
+pub(crate) fn weights(table: &Table) -> Weights {
+    table
         .services
         .iter()
         .map(|(s, dests)| {
@@ -857,7 +970,18 @@ pub(crate) fn adopt(
                 dests.iter().map(|d| (d.key(), d.weight)).collect(),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// The health of every real of `layout`: carried over from `old` where the real and its
+/// check are unchanged, otherwise taken over from the kernel table.
+pub(crate) fn adopt(
+    config: &Config,
+    layout: &Layout,
+    kernel: &Weights,
+    old: Option<(&Layout, &[Vec<RealState>])>,
+    now: Instant,
+) -> Vec<Vec<RealState>> {
     layout
         .virtuals
         .iter()
@@ -868,10 +992,15 @@ pub(crate) fn adopt(
                 .iter()
                 .map(|r| {
                     let carried = old.and_then(|(old_layout, old_states)| {
-                        old_layout.reals(&r.id).iter().find_map(|&(ovi, ori)| {
-                            let same = old_layout.virtuals[ovi].reals[ori].identity == r.identity;
-                            same.then(|| old_states.get(ovi)?.get(ori).cloned())?
-                        })
+                        let same_dest = old_layout.reals(&r.id).iter().find(|&&(ovi, ori)| {
+                            old_layout.virtuals[ovi].reals[ori].identity == r.identity
+                        });
+                        // A new forwarding method can move the kernel destination (only
+                        // NAT maps ports) without changing the server or its check.
+                        let (ovi, ori) = same_dest
+                            .copied()
+                            .or_else(|| old_layout.real_with_check(&v.key, &r.identity))?;
+                        old_states.get(ovi)?.get(ori).cloned()
                     });
                     if let Some(state) = carried {
                         return state;

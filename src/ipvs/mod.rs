@@ -9,6 +9,7 @@
 //! * Wire layers, all without I/O: [`codec`] (attributes and messages of the `IPVS`
 //!   family), [`convert`] (model ⇄ attributes, one request per command), [`ctrl`] (family
 //!   lookup), [`exchange`] (sequence numbers, ACKs, multipart dumps).
+//! * [`listing`]: the table as `ipvsadm -L`/`-S` text and as JSON, without I/O.
 //!
 //! This module depends on nothing else in the crate.
 
@@ -20,6 +21,7 @@ pub mod ctrl;
 pub mod error;
 pub mod exchange;
 pub mod fake;
+pub mod listing;
 pub mod model;
 pub mod op;
 pub mod plan;

@@ -287,6 +287,8 @@ def main(outdir):
     run("ip", "link", "set", "sync0", "up")
     run("ipvsadm", "-C")
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+    # nlmon copies whole dump buffers; the default receive buffer drops most of them
+    sock.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)  # SO_RCVBUFFORCE
     sock.bind(("nlmon0", 0))
     sock.setblocking(False)
     version = subprocess.run(["ipvsadm", "--version"], capture_output=True, text=True).stdout.strip()
