@@ -219,6 +219,28 @@ fn a_monitor_catches_a_daemon_that_no_longer_answers() {
     assert_eq!(code(&site.ocf("monitor", &[])), 0);
 }
 
+#[test]
+fn a_monitor_that_cannot_confirm_the_kernel_table_retries_then_fails() {
+    let site = Site::new(GOOD);
+    assert_eq!(code(&site.ocf("start", &[])), 0);
+    // The daemon programs the in-memory kernel; the agent, told otherwise, reads this
+    // host's real table: no ip_vs, no permission, or a table without this service. It
+    // looks again every 0.5 s within its budget, then says why.
+    let o = site.ocf(
+        "monitor",
+        &[
+            ("LDIRECTORD_BACKEND", "kernel"),
+            ("OCF_RESKEY_CRM_meta_timeout", "4000"),
+        ],
+    );
+    assert!(matches!(code(&o), 1 | 4), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("IPVS table"),
+        "{o:?}"
+    );
+    assert_eq!(code(&site.ocf("stop", &[])), 0);
+}
+
 /// heartbeat's `we_own_resource`, verbatim in its logic: only stdout counts.
 fn heartbeat_verdict(site: &Site) -> String {
     let link = site.path("resource.d/ldirectord");

@@ -414,7 +414,8 @@ impl Runtime {
     }
 
     fn sleep(&self, d: Duration) {
-        self.0.block_on(tokio::time::sleep(d));
+        // `sleep` finds its timer when it is created: create it inside the runtime.
+        self.0.block_on(async { tokio::time::sleep(d).await });
     }
 
     /// A fresh read of the whole IPVS table (the netlink client bounds every request).
@@ -452,6 +453,18 @@ fn remaining(deadline: tokio::time::Instant) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_agents_runtime_pauses_and_polls() {
+        let rt = Runtime::new().unwrap();
+        rt.sleep(Duration::from_millis(1));
+        let mut calls = 0;
+        assert!(rt.poll_until(Duration::from_secs(5), || {
+            calls += 1;
+            calls == 2
+        }));
+        assert!(!rt.poll_until(Duration::from_millis(150), || false));
+    }
     use std::collections::HashMap;
 
     fn params(vars: &[(&str, &str)]) -> Params {

@@ -112,8 +112,9 @@ while IFS=$'\t' read -r name item; do
 done < "$results/items"
 echo "host build: $(since "$t0") s; $(wc -l < "$results/items") items: $(cut -f1 "$results/items" | tr '\n' ' ')"
 
-export LDIRECTORD_BIN
+export LDIRECTORD_BIN LDIRECTORD_VM_RESULTS
 LDIRECTORD_BIN=$target/debug/ldirectord
+LDIRECTORD_VM_RESULTS=$results  # shared with the VM: suites may leave logs there
 t1=$(now)
 status=0
 "$VM_DIR/vm.sh" -w "$results" -t "$TIMEOUT" bash "$VM_DIR/suite.sh" --in-vm "$results" || status=$?

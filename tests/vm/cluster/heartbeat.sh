@@ -9,6 +9,8 @@
 #                               /var/lib/heartbeat (uuid, logs) bound from $HB_STATE/DIRECTOR
 #                               and its /run laid out as at boot (the packages' tmpfiles.d)
 #   hb_log DIRECTOR             its log; hb_debug DIRECTOR: the resource scripts' output
+#   hb_save NAME                copies $HB_STATE (logs) to the host's results directory
+#                               ($LDIRECTORD_VM_RESULTS/NAME-heartbeat), for a failed run
 #   ns_kill DIRECTOR            KILL every process in DIRECTOR's mount namespace
 HB_STATE=${HB_STATE:-/tmp/cluster-hb}
 HB_KEEPALIVE=${HB_KEEPALIVE:-500ms}
@@ -66,6 +68,13 @@ hb_log() {
 hb_debug() {  # what the resource scripts printed (ResourceManager sends it to the debug file)
   grep -v -E 'Gmain_timeout_dispatch|G_CH_dispatch|G_SIG_dispatch|Late heartbeat' \
     "$HB_STATE/$1/ha-debug" 2>/dev/null
+}
+
+hb_save() {
+  [[ -d ${LDIRECTORD_VM_RESULTS:-} ]] || return 0
+  rm -rf "$LDIRECTORD_VM_RESULTS/$1-heartbeat"
+  cp -r "$HB_STATE" "$LDIRECTORD_VM_RESULTS/$1-heartbeat" 2>/dev/null || true
+  echo "heartbeat logs: $LDIRECTORD_VM_RESULTS/$1-heartbeat"
 }
 
 ns_kill() {

@@ -101,6 +101,7 @@ diagnose() {  # what the directors did, after a failed check
       tail -n 15 "$HB_STATE/$d/ldirectord.log"
     } 2>&1 | sed 's/^/    /' || true
   done
+  hb_save failover
 }
 # (Under emulation heartbeat needs about a minute: initdead, then the takeover of dir2's
 # group, which is empty, then its own.)
