@@ -18,10 +18,12 @@ PLAIN=$WORK/plain.cf
 LOG=$WORK/ldirectord.log
 INTERVAL=2
 TIMEOUT=2
-# the detection deadline: one interval, one timeout, and 2.5 s of slack for an emulated VM
-# on a shared host (a check's start slips by a second or two there; the figures printed
-# as "measure:" are the ones to compare with interval + timeout)
-LIMIT=$(awk -v i=$INTERVAL -v t=$TIMEOUT 'BEGIN { print i + t + 2.5 }')
+# The bound on taking a real server out or back: two rounds of checks (interval + timeout
+# each) and 2 s of slack. On an idle host one round suffices (interval + timeout + 0.5 s
+# for the poll); in an emulated VM on a busy shared host a check's start slips by seconds.
+# This suite proves the mechanism; tests/vm/suites/director.sh holds the latency bound.
+# The figures printed as "measure:" are the ones to compare with interval + timeout.
+LIMIT=$(awk -v i=$INTERVAL -v t=$TIMEOUT 'BEGIN { print 2 * (i + t) + 2 }')
 MARK0=$((0x4c440000))
 
 now() { date +%s.%N; }
@@ -43,6 +45,14 @@ has_dest() { ipvsadm -Ln -t 10.0.0.100:80 2>/dev/null | grep -q " $1 "; }
 no_dest() { ! has_dest "$1"; }
 both_in() { has_dest 10.0.0.11:80 && has_dest 10.0.0.12:80; }
 both_out() { no_dest 10.0.0.11:80 && no_dest 10.0.0.12:80; }
+# requests_eq WHAT EXPECTED COUNT: COUNT client requests (4 s each at most: a busy emulated
+# host can take 2 s to start curl), each one listed when the summary is not EXPECTED
+requests_eq() {
+  local out
+  out=$(VERBOSE=1 "$TOPOLOGY" requests "$3" 4)
+  expect_eq "$1" "$2" "$(tail -n 1 <<< "$out")"
+  [[ $(tail -n 1 <<< "$out") == "$2" ]] || sed 's/^/    request /' <<< "$out"
+}
 show_log() { echo "    last lines of the daemon's log ($1):"; tail -n 15 "$LOG" | sed 's/^/    | /'; }
 
 write_conf() {  # write_conf FILE yes|no
@@ -65,8 +75,10 @@ virtual=10.0.0.100:80
 CF
 }
 
+t=$(now)
 "$TOPOLOGY" up > /dev/null
 "$TOPOLOGY" start-http fallback
+echo "measure: topology up in $(elapsed "$t") s"
 write_conf "$CONF" yes
 write_conf "$PLAIN" no
 
@@ -84,7 +96,7 @@ echo "measure: start to both real servers in: $(elapsed "$t") s"
 expect_eq "one firewall-mark service per real server, pinned to it" \
   "FWM  $MARK0 rr|-> 10.0.0.11:0 Route 1|FWM  $((MARK0 + 1)) rr|-> 10.0.0.12:0 Route 1" \
   "$(ipvsadm -Ln | awk '/^FWM/ { print $1 "  " $2 " " $3 } /->/ && $2 ~ /:0$/ { print $1 " " $2 " " $3 " " $4 }' | paste -sd'|')"
-expect_eq "requests alternate" "requests=4 ok=4 failed=0 rs1=2 rs2=2" "$("$TOPOLOGY" requests 4)"
+requests_eq "requests alternate" "requests=2 ok=2 failed=0 rs1=1 rs2=1" 2
 
 # the classic DR mistake: the VIP is gone from rs1's loopback
 t=$(now)
@@ -94,7 +106,7 @@ out=$(wait_for 15 no_dest 10.0.0.11:80) || true
 echo "measure: VIP removed from rs1's loopback -> rs1 out of the table in $out s (limit $LIMIT s)"
 check "the data-path check takes rs1 out within $LIMIT s (took $out)" le "${out/timeout/999}" "$LIMIT"
 le "${out/timeout/999}" "$LIMIT" || show_log "rs1 out"
-expect_eq "clients lose nothing: rs2 serves all" "requests=6 ok=6 failed=0 rs2=6" "$("$TOPOLOGY" requests 6)"
+requests_eq "clients lose nothing: rs2 serves all" "requests=4 ok=4 failed=0 rs2=4" 4
 check "rs1 still passes the plain check" "$LD" check "$PLAIN" --real 10.0.0.11
 check "the log says why" grep -Eq "real server 10\.0\.0\.11:80 .*is down: ." "$LOG"
 grep -E "real server 10\.0\.0\.11:80 .*is down" "$LOG" | tail -n 1 | sed 's/^/    log: /'
@@ -110,7 +122,7 @@ echo "measure: realserver start returned -> rs1 back in the table in $out s (lim
 check "rs1 is back within $LIMIT s (took $out)" le "${out/timeout/999}" "$LIMIT"
 le "${out/timeout/999}" "$LIMIT" || show_log "rs1 back"
 check "realserver status on rs1: nothing missing" ip netns exec rs1 "$LD" realserver status 10.0.0.100,fd00::100
-expect_eq "requests alternate again" "requests=4 ok=4 failed=0 rs1=2 rs2=2" "$("$TOPOLOGY" requests 4)"
+requests_eq "requests alternate again" "requests=2 ok=2 failed=0 rs1=1 rs2=1" 2
 
 # Strict rp_filter with the VIP on lo instead of br0: the answers from the VIP coming in on
 # br0 fail the reverse-path test (doctor says so); loose mode lets them through again.
@@ -143,4 +155,5 @@ ip netns exec rs1 "$LD" realserver stop > /dev/null
 sysctl -qw net.ipv4.conf.br0.accept_local=0
 rm -rf /run/ldirectord "$WORK"
 "$TOPOLOGY" down
+echo "measure: the whole suite took $SECONDS s"
 finish
