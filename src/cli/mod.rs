@@ -3,7 +3,8 @@
 //! The Perl ldirectord takes `[-d] [--] [configfile] command`, where the words are
 //! positional; clap cannot express that shape next to real subcommands, so the first
 //! non-option word decides: one of [`EXTRA_COMMANDS`] goes to its own clap parser, anything
-//! else goes to the legacy parser in [`legacy`].
+//! else goes to the legacy parser in [`legacy`]. An extra command word followed by a
+//! lifecycle command (`ldirectord check start`) is a config name, as it was in Perl.
 
 pub mod check;
 pub mod doctor;
@@ -39,6 +40,9 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let rest = args.get(1..).unwrap_or_default();
+    if names_a_config_file(rest) {
+        return legacy::run(rest);
+    }
     match rest.iter().find(|a| !a.starts_with('-')) {
         Some(word) if word == "check" => check::run(rest),
         Some(word) if word == "list" => list::run(rest),
@@ -49,5 +53,42 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Some(word) if word == "doctor" => doctor::run(rest),
         Some(word) if EXTRA_COMMANDS.contains(&word.as_str()) => exit::not_implemented(word),
         _ => legacy::run(rest),
+    }
+}
+
+/// Subcommands whose own arguments include lifecycle words (`realserver start VIP`).
+const TAKES_LIFECYCLE_WORDS: &[&str] = &["realserver"];
+
+/// `ldirectord check start` is, for the Perl ldirectord, the configuration `check`
+/// (`/etc/ha.d/check`) and the command `start`: an extra command word followed by a
+/// lifecycle command is a config name, so existing scripts keep working.
+fn names_a_config_file(args: &[String]) -> bool {
+    let mut words = args.iter().filter(|a| !a.starts_with('-'));
+    match (words.next(), words.next()) {
+        (Some(first), Some(second)) => {
+            EXTRA_COMMANDS.contains(&first.as_str())
+                && !TAKES_LIFECYCLE_WORDS.contains(&first.as_str())
+                && legacy::COMMANDS.contains(&second.as_str())
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_a_config_file;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn an_extra_command_word_before_a_lifecycle_command_is_a_config_name() {
+        assert!(names_a_config_file(&words("check start")));
+        assert!(names_a_config_file(&words("-d list status")));
+        assert!(!names_a_config_file(&words("check web.cf")));
+        assert!(!names_a_config_file(&words("list -n")));
+        assert!(!names_a_config_file(&words("realserver start 10.0.0.100")));
+        assert!(!names_a_config_file(&words("web.cf start")));
     }
 }

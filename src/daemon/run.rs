@@ -319,6 +319,9 @@ impl Daemon {
     async fn main(&mut self, notifier: &mut Option<ReadyNotifier>) -> u8 {
         // Ready = the director adopted and programmed the table once.
         let mut ready_rx = self.status_rx.clone();
+        // A HUP while starting (e.g. the file was edited right after `start`) is kept and
+        // served once running, so the edit is not lost.
+        let mut reload_while_starting = false;
         // (`wait_for` hands back a read guard of the channel: drop it at once, or the
         // director could never publish again.)
         let first = tokio::select! {
@@ -326,7 +329,7 @@ impl Daemon {
                 first.map(|r| r.map(drop))
             }
             // Stopped while starting: still a clean stop (cleanstop, pid file).
-            SignalEvent::Stop(name) = stop_again(&mut self.signals) => {
+            name = stop_while_starting(&mut self.signals, &mut reload_while_starting) => {
                 if let Some(n) = notifier.as_mut() {
                     n.failed(&format!("stopped by SIG{name} while starting"));
                 }
@@ -363,6 +366,12 @@ impl Daemon {
             self.options.config_file.display(),
             std::process::id()
         );
+        if reload_while_starting {
+            tracing::info!(
+                "Reloading Linux Director Daemon config on signal received while starting"
+            );
+            self.request_reload(Trigger::Signal, None);
+        }
 
         let mut tick = tokio::time::interval(WATCH_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -572,6 +581,16 @@ impl Daemon {
                 tracing::info!("Linux Director Daemon terminated on signal: {signal}");
                 1
             }
+        }
+    }
+}
+
+/// Waits for a stop signal while starting; a reload signal is only noted.
+async fn stop_while_starting(signals: &mut Signals, reload_seen: &mut bool) -> &'static str {
+    loop {
+        match signals.recv().await {
+            SignalEvent::Stop(name) => return name,
+            SignalEvent::Reload => *reload_seen = true,
         }
     }
 }
