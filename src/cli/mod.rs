@@ -14,10 +14,12 @@ pub mod legacy;
 pub mod lifecycle;
 pub mod list;
 pub mod names;
+pub mod ocf;
 pub mod plan;
 pub mod realserver;
 pub mod save;
 pub mod status_view;
+pub mod sync;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -31,6 +33,8 @@ pub const EXTRA_COMMANDS: &[&str] = &[
     "dump-config",
     "realserver",
     "doctor",
+    "ocf",
+    "sync",
 ];
 
 /// Entry point for the binary: `args` is the whole argv, program name included.
@@ -40,6 +44,13 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let rest = args.get(1..).unwrap_or_default();
+    // heartbeat runs /etc/ha.d/resource.d/ldirectord, a symlink to this binary.
+    if args
+        .first()
+        .is_some_and(|a| crate::ra::heartbeat::invoked_as_resource_script(a))
+    {
+        return crate::ra::heartbeat::run(rest);
+    }
     if names_a_config_file(rest) {
         return legacy::run(rest);
     }
@@ -49,6 +60,8 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Some(word) if word == "save" => save::run(rest),
         Some(word) if word == "plan" => plan::run(rest),
         Some(word) if word == "dump-config" => dump_config::run(rest),
+        Some(word) if word == "ocf" => ocf::run(rest),
+        Some(word) if word == "sync" => sync::run(rest),
         Some(word) if word == "realserver" => realserver::run(rest),
         Some(word) if word == "doctor" => doctor::run(rest),
         Some(word) if EXTRA_COMMANDS.contains(&word.as_str()) => exit::not_implemented(word),
@@ -56,8 +69,9 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     }
 }
 
-/// Subcommands whose own arguments include lifecycle words (`realserver start VIP`).
-const TAKES_LIFECYCLE_WORDS: &[&str] = &["realserver"];
+/// Subcommands whose own arguments include lifecycle words (`realserver start VIP`, the OCF
+/// agent's `ocf start`).
+const TAKES_LIFECYCLE_WORDS: &[&str] = &["realserver", "ocf"];
 
 /// `ldirectord check start` is, for the Perl ldirectord, the configuration `check`
 /// (`/etc/ha.d/check`) and the command `start`: an extra command word followed by a
@@ -89,6 +103,8 @@ mod tests {
         assert!(!names_a_config_file(&words("check web.cf")));
         assert!(!names_a_config_file(&words("list -n")));
         assert!(!names_a_config_file(&words("realserver start 10.0.0.100")));
+        assert!(!names_a_config_file(&words("ocf start")));
+        assert!(!names_a_config_file(&words("ocf reload")));
         assert!(!names_a_config_file(&words("web.cf start")));
     }
 }
