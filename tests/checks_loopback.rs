@@ -11,6 +11,7 @@ use ldirectord::check::spec::{
     Pattern, Protocol, RadiusSpec, Service, SimpleTcpSpec, SipSpec, SqlSpec, TlsVerify,
 };
 use ldirectord::check::{FailureKind, Outcome, Verdict, run};
+use support::services::*;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -67,6 +68,11 @@ async fn connect_up_and_refused() {
         &run(&spec(CheckKind::Connect, closed, Protocol::Tcp, T)).await,
         FailureKind::Refused,
     );
+    // Accepted, then reset at once: the handshake completed, so up (as Perl's connect()).
+    let reset = hostile::reset().await;
+    for _ in 0..20 {
+        assert_up(&run(&spec(CheckKind::Connect, reset, Protocol::Tcp, T)).await);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,21 +184,6 @@ async fn http_over_ipv6() {
     assert_up(&run(&negotiate(Service::Http(h), addr, T)).await);
 }
 
-async fn https_server() -> SocketAddr {
-    serve_tls(|mut s| async move {
-        if let Some(head) = read_head(&mut s).await {
-            let body = if head.contains("GET /") {
-                "secure hello"
-            } else {
-                "?"
-            };
-            let _ = s.write_all(&response("200 OK", &[], body)).await;
-            let _ = s.shutdown().await;
-        }
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_verification_modes() {
     let addr = https_server().await;
@@ -228,18 +219,7 @@ async fn https_verification_modes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp() {
-    let good = serve(|s| async move {
-        line_session(
-            s,
-            "220-mail.example ESMTP\r\n220 ready\r\n",
-            &[
-                ("EHLO", Some("250-mail.example\r\n250 PIPELINING\r\n")),
-                ("QUIT", None),
-            ],
-        )
-        .await
-    })
-    .await;
+    let good = smtp_server().await;
     assert_up(&run(&negotiate(Service::Smtp, good, T)).await);
     // EHLO refused, HELO accepted: still up, as Net::SMTP falls back.
     let helo = serve(|s| async move {
@@ -256,7 +236,7 @@ async fn smtp() {
     })
     .await;
     assert_up(&run(&negotiate(Service::Smtp, helo, T)).await);
-    let busy = serve(|s| async move { line_session(s, "554 go away\r\n", &[]).await }).await;
+    let busy = greeting_only("554 go away\r\n").await;
     assert_down(
         &run(&negotiate(Service::Smtp, busy, T)).await,
         FailureKind::NoMatch,
@@ -270,17 +250,9 @@ fn creds(login: &str, passwd: &str) -> Credentials {
     }
 }
 
-const POP_SCRIPT: &[(&str, Option<&str>)] = &[
-    ("USER bob", Some("+OK\r\n")),
-    ("PASS pw", Some("+OK logged in\r\n")),
-    ("PASS", Some("-ERR denied\r\n")),
-    ("QUIT", None),
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pop_and_pops() {
-    let addr =
-        serve(|s| async move { line_session(s, "+OK POP3 ready\r\n", POP_SCRIPT).await }).await;
+    let addr = pop_server().await;
     let pop = |c: Option<Credentials>| Service::Pop {
         tls: false,
         credentials: c,
@@ -292,9 +264,7 @@ async fn pop_and_pops() {
         FailureKind::Auth,
     );
 
-    let secure =
-        serve_tls(|s| async move { line_session(s, "+OK POP3S ready\r\n", POP_SCRIPT).await })
-            .await;
+    let secure = pops_server().await;
     let mut s = negotiate(
         Service::Pop {
             tls: true,
@@ -318,21 +288,9 @@ async fn pop_and_pops() {
     assert_down(&run(&plain).await, FailureKind::Tls);
 }
 
-const IMAP_SCRIPT: &[(&str, Option<&str>)] = &[
-    (
-        "a1 LOGIN \"bob\" \"pw\"",
-        Some("* CAPABILITY IMAP4rev1\r\na1 OK LOGIN completed\r\n"),
-    ),
-    ("a1 LOGIN", Some("a1 NO bad password\r\n")),
-    ("a2 LOGOUT", None),
-    ("a1 LOGOUT", None),
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imap_and_imaps() {
-    let addr =
-        serve(|s| async move { line_session(s, "* OK IMAP4rev1 ready\r\n", IMAP_SCRIPT).await })
-            .await;
+    let addr = imap_server().await;
     let imap = |c: Option<Credentials>| Service::Imap {
         tls: false,
         credentials: c,
@@ -343,15 +301,13 @@ async fn imap_and_imaps() {
         &run(&negotiate(imap(Some(creds("bob", "no"))), addr, T)).await,
         FailureKind::Auth,
     );
-    let bye = serve(|s| async move { line_session(s, "* BYE overloaded\r\n", &[]).await }).await;
+    let bye = greeting_only("* BYE overloaded\r\n").await;
     assert_down(
         &run(&negotiate(imap(None), bye, T)).await,
         FailureKind::NoMatch,
     );
 
-    let secure =
-        serve_tls(|s| async move { line_session(s, "* OK IMAPS ready\r\n", IMAP_SCRIPT).await })
-            .await;
+    let secure = imaps_server().await;
     let mut s = negotiate(
         Service::Imap {
             tls: true,
@@ -366,81 +322,19 @@ async fn imap_and_imaps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nntp() {
-    let good = serve(|s| async move {
-        line_session(s, "200 news.example ready\r\n", &[("QUIT", None)]).await
-    })
-    .await;
+    let good = nntp_server().await;
     assert_up(&run(&negotiate(Service::Nntp, good, T)).await);
-    let bad = serve(|s| async move { line_session(s, "502 no permission\r\n", &[]).await }).await;
+    let bad = greeting_only("502 no permission\r\n").await;
     assert_down(
         &run(&negotiate(Service::Nntp, bad, T)).await,
         FailureKind::NoMatch,
     );
 }
 
-async fn ftp_server() -> SocketAddr {
-    serve(|s| async move {
-        let (r, mut w) = s.into_split();
-        let mut r = tokio::io::BufReader::new(r);
-        let _ = w.write_all(b"220 FTP ready\r\n").await;
-        let mut data: Option<tokio::net::TcpListener> = None;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            use tokio::io::AsyncBufReadExt;
-            if r.read_line(&mut line).await.unwrap_or(0) == 0 {
-                return;
-            }
-            let cmd = line.trim_end();
-            let reply: String = match cmd.split(' ').next().unwrap_or("") {
-                "USER" => "331 password please\r\n".into(),
-                "PASS" => "230 logged in\r\n".into(),
-                "CWD" => "250 ok\r\n".into(),
-                "TYPE" => "200 binary\r\n".into(),
-                "PASV" => {
-                    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                    let p = l.local_addr().unwrap().port();
-                    data = Some(l);
-                    // The address in the reply is deliberately wrong: the check must ignore it.
-                    format!(
-                        "227 Entering Passive Mode (10,9,8,7,{},{})\r\n",
-                        p / 256,
-                        p % 256
-                    )
-                }
-                "RETR" => {
-                    let Some(l) = data.take() else { return };
-                    let _ = w.write_all(b"150 opening\r\n").await;
-                    let Ok((mut d, _)) = l.accept().await else {
-                        return;
-                    };
-                    let content: &[u8] = if cmd == "RETR /index.html" {
-                        b"<h1>ftp works</h1>"
-                    } else {
-                        b""
-                    };
-                    if cmd != "RETR /index.html" {
-                        let _ = w.write_all(b"550 no such file\r\n").await;
-                        continue;
-                    }
-                    let _ = d.write_all(content).await;
-                    drop(d);
-                    "226 done\r\n".into()
-                }
-                "QUIT" => return,
-                _ => "500 what\r\n".into(),
-            };
-            if w.write_all(reply.as_bytes()).await.is_err() {
-                return;
-            }
-        }
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ftp() {
-    let addr = ftp_server().await;
+    // The PASV reply names a foreign address on purpose: the check must ignore it.
+    let addr = ftp_server([10, 9, 8, 7]).await;
     let ftp = |path: &str, receive: Option<Pattern>| {
         Service::Ftp(FtpSpec {
             credentials: creds("anonymous", "ldirectord@host"),
@@ -458,71 +352,6 @@ async fn ftp() {
         &run(&negotiate(ftp("/missing", pattern("works")), addr, T)).await,
         FailureKind::NoMatch,
     );
-}
-
-/// A fake directory: anonymous or bob/pw binds; one entry at dc=example,dc=com.
-async fn ldap_server() -> SocketAddr {
-    serve(|mut s| async move {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            // Messages here are short: 0x30, one length byte (short or 0x81 form).
-            while buf.len() < 2 || buf.len() < msg_len(&buf) {
-                let Ok(n) = s.read(&mut chunk).await else {
-                    return;
-                };
-                if n == 0 {
-                    return;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            let len = msg_len(&buf);
-            let msg: Vec<u8> = buf.drain(..len).collect();
-            let hdr = if msg[1] == 0x81 { 3 } else { 2 };
-            let id = msg[hdr + 2];
-            let op = msg[hdr + 3];
-            let reply = match op {
-                0x60 => {
-                    let ok = msg.windows(6).any(|w| w == b"cn=bob") && msg.ends_with(b"pw")
-                        || msg.ends_with(&[0x04, 0x00, 0x80, 0x00]);
-                    let code = if ok { 0 } else { 49 };
-                    vec![
-                        0x30, 0x0c, 0x02, 0x01, id, 0x61, 0x07, 0x0a, 0x01, code, 0x04, 0x00, 0x04,
-                        0x00,
-                    ]
-                }
-                0x63 => {
-                    let base_ok = msg.windows(17).any(|w| w == b"dc=example,dc=com");
-                    let mut r = Vec::new();
-                    if base_ok {
-                        let dn = b"dc=example,dc=com";
-                        r.extend_from_slice(&[0x30, 26, 0x02, 0x01, id, 0x64, 21, 0x04, 17]);
-                        r.extend_from_slice(dn);
-                        r.extend_from_slice(&[0x30, 0x00]);
-                    }
-                    let code = if base_ok { 0 } else { 32 };
-                    r.extend_from_slice(&[
-                        0x30, 0x0c, 0x02, 0x01, id, 0x65, 0x07, 0x0a, 0x01, code, 0x04, 0x00, 0x04,
-                        0x00,
-                    ]);
-                    r
-                }
-                _ => return, // unbind
-            };
-            if s.write_all(&reply).await.is_err() {
-                return;
-            }
-        }
-    })
-    .await
-}
-
-fn msg_len(buf: &[u8]) -> usize {
-    match buf.get(1) {
-        Some(&0x81) => buf.get(2).map_or(usize::MAX, |&l| 3 + usize::from(l)),
-        Some(&l) => 2 + usize::from(l),
-        None => usize::MAX,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -580,35 +409,6 @@ async fn ldap() {
     );
 }
 
-fn dns_answer(query: &[u8]) -> Option<Vec<u8>> {
-    use hickory_proto::op::{Message, MessageType};
-    use hickory_proto::rr::rdata::{A, PTR};
-    use hickory_proto::rr::{RData, Record, RecordType};
-    let q = Message::from_vec(query).ok()?;
-    let question = q.queries.first()?.clone();
-    let mut r = Message::new(q.metadata.id, MessageType::Response, q.metadata.op_code);
-    r.add_query(question.clone());
-    let name = question.name().clone();
-    match question.query_type() {
-        RecordType::A if name.to_ascii() == "www.example.com." => {
-            r.add_answer(Record::from_rdata(
-                name,
-                60,
-                RData::A(A("192.0.2.10".parse().unwrap())),
-            ));
-        }
-        RecordType::PTR => {
-            r.add_answer(Record::from_rdata(
-                name,
-                60,
-                RData::PTR(PTR("host.example.com.".parse().unwrap())),
-            ));
-        }
-        _ => {}
-    }
-    r.to_vec().ok()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_over_udp_and_tcp() {
     let udp = udp_server(LOCALHOST, dns_answer).await;
@@ -635,23 +435,7 @@ async fn dns_over_udp_and_tcp() {
     s.kind = CheckKind::Negotiate(dns("www.example.com", None));
     assert_down(&run(&s).await, FailureKind::NoMatch);
 
-    let tcp = serve(|mut s| async move {
-        let mut len = [0u8; 2];
-        if s.read_exact(&mut len).await.is_err() {
-            return;
-        }
-        let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        if s.read_exact(&mut q).await.is_err() {
-            return;
-        }
-        if let Some(a) = dns_answer(&q) {
-            let mut framed = (a.len() as u16).to_be_bytes().to_vec();
-            framed.extend_from_slice(&a);
-            let _ = s.write_all(&framed).await;
-        }
-        drain(&mut s).await;
-    })
-    .await;
+    let tcp = dns_tcp_server().await;
     let s = spec(
         CheckKind::Negotiate(dns("www.example.com", pattern("192.0.2.10"))),
         tcp,
@@ -659,49 +443,6 @@ async fn dns_over_udp_and_tcp() {
         T,
     );
     assert_up(&run(&s).await);
-}
-
-fn radius_answer(req: &[u8]) -> Option<Vec<u8>> {
-    use md5::{Digest, Md5};
-    let secret = b"s3cret";
-    let (id, auth) = (req[1], &req[4..20]);
-    let mut attrs = &req[20..];
-    let (mut user, mut hidden) = (Vec::new(), Vec::new());
-    while attrs.len() >= 2 {
-        let (t, l) = (attrs[0], usize::from(attrs[1]));
-        match t {
-            1 => user = attrs[2..l].to_vec(),
-            2 => hidden = attrs[2..l].to_vec(),
-            _ => {}
-        }
-        attrs = &attrs[l..];
-    }
-    let mut prev = auth.to_vec();
-    let mut password = Vec::new();
-    for block in hidden.chunks(16) {
-        let key = Md5::new()
-            .chain_update(secret)
-            .chain_update(&prev)
-            .finalize();
-        password.extend(block.iter().zip(key).map(|(c, k)| c ^ k));
-        prev = block.to_vec();
-    }
-    while password.last() == Some(&0) {
-        password.pop();
-    }
-    let code = if user == b"bob" && password == b"pw" {
-        2
-    } else {
-        3
-    };
-    let mut reply = vec![code, id, 0, 20];
-    let ra = Md5::new()
-        .chain_update(&reply)
-        .chain_update(auth)
-        .chain_update(secret)
-        .finalize();
-    reply.extend_from_slice(&ra);
-    Some(reply)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -735,11 +476,7 @@ async fn radius() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sip_over_udp_and_tcp() {
-    let udp = udp_server(LOCALHOST, |req| {
-        req.starts_with(b"OPTIONS sip:ldirectord@test SIP/2.0\r\n")
-            .then(|| b"SIP/2.0 200 OK\r\nVia: x\r\nContent-Length: 0\r\n\r\n".to_vec())
-    })
-    .await;
+    let udp = udp_server(LOCALHOST, sip_answer).await;
     let sip = |login: &str| {
         CheckKind::Negotiate(Service::Sip(SipSpec {
             login: login.into(),
@@ -755,28 +492,13 @@ async fn sip_over_udp_and_tcp() {
         FailureKind::NoMatch,
     );
 
-    let tcp = serve(|mut s| async move {
-        if read_head(&mut s).await.is_some() {
-            let _ = s
-                .write_all(b"SIP/2.0 200 OK\r\nCSeq: 63104 OPTIONS\r\n\r\n")
-                .await;
-        }
-        drain(&mut s).await;
-    })
-    .await;
+    let tcp = sip_tcp_server().await;
     assert_up(&run(&spec(sip("ldirectord@test"), tcp, Protocol::Tcp, T)).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simpletcp_over_tcp_and_udp() {
-    let tcp = serve(|mut s| async move {
-        let mut req = Vec::new();
-        // Read to the client's half-close, then answer.
-        if s.read_to_end(&mut req).await.is_ok() && req == b"STATUS\n" {
-            let _ = s.write_all(b"hello\nSTATUS OK\n").await;
-        }
-    })
-    .await;
+    let tcp = simpletcp_server().await;
     let simple = |receive: Option<Pattern>| {
         Service::SimpleTcp(SimpleTcpSpec {
             send: b"STATUS\n".to_vec(),
@@ -789,10 +511,7 @@ async fn simpletcp_over_tcp_and_udp() {
         FailureKind::NoMatch,
     );
 
-    let udp = udp_server(LOCALHOST, |req| {
-        (req == b"STATUS\n").then(|| b"STATUS OK\n".to_vec())
-    })
-    .await;
+    let udp = udp_server(LOCALHOST, simpletcp_answer).await;
     assert_up(
         &run(&spec(
             CheckKind::Negotiate(simple(pattern("OK"))),

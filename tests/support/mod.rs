@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod hostile;
+pub mod services;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -71,14 +72,26 @@ where
     )
     .parse()
     .unwrap();
+    serve_at(addr, handle).await.unwrap()
+}
+
+/// [`serve`] on a given address and port; fails if it cannot be bound (a port below 1024
+/// without the privilege, say).
+pub async fn serve_at<F, Fut>(addr: SocketAddr, handle: F) -> std::io::Result<SocketAddr>
+where
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4().unwrap()
+        tokio::net::TcpSocket::new_v4()?
     } else {
-        tokio::net::TcpSocket::new_v6().unwrap()
+        tokio::net::TcpSocket::new_v6()?
     };
-    socket.bind(addr).unwrap();
-    let listener = socket.listen(4096).unwrap();
-    let local = listener.local_addr().unwrap();
+    // A fixed port may still have connections in TIME_WAIT from the previous run.
+    socket.set_reuseaddr(addr.port() != 0)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(4096)?;
+    let local = listener.local_addr()?;
     let handle = Arc::new(handle);
     tokio::spawn(async move {
         loop {
@@ -89,7 +102,7 @@ where
             tokio::spawn(async move { handle(stream).await });
         }
     });
-    local
+    Ok(local)
 }
 
 /// A TCP listener that is bound and then closed: connecting to it is refused.
@@ -126,7 +139,12 @@ pub async fn drain<S: AsyncRead + Unpin>(s: &mut S) {
 
 /// An HTTP/1.1 server answering from a routing function: path and Host in, raw response out.
 pub async fn http_server(route: fn(&str, &str, &str) -> Vec<u8>) -> SocketAddr {
-    serve(move |mut s| async move {
+    http_server_on(LOCALHOST, route).await
+}
+
+/// [`http_server`] on another loopback address.
+pub async fn http_server_on(ip: &str, route: fn(&str, &str, &str) -> Vec<u8>) -> SocketAddr {
+    serve_on(ip, move |mut s| async move {
         let Some(head) = read_head(&mut s).await else {
             return;
         };
