@@ -133,8 +133,10 @@ pub struct Report<T> {
 /// How much the scheduler spreads checks in time.
 #[derive(Clone, Copy, Debug)]
 pub struct Jitter {
-    /// Each pause is `interval ± fraction × interval`, and the first run waits a random
-    /// `0..fraction × interval`, so checks configured together drift apart.
+    /// Each pause is `interval - random(0..=fraction × interval)`, so checks configured
+    /// together drift apart. The pause never exceeds the interval: a real server that dies
+    /// is seen within `checkinterval` plus the check's own time, as with the Perl daemon.
+    /// The first run starts at once, so a fresh start programs the table within one check.
     pub fraction: f64,
 }
 
@@ -149,15 +151,9 @@ impl Jitter {
         interval.mul_f64(self.fraction.clamp(0.0, 1.0))
     }
 
-    fn first_delay(self, interval: Duration) -> Duration {
-        let spread = self.spread(interval).as_micros() as u64;
-        Duration::from_micros(random::below(spread))
-    }
-
     fn pause(self, interval: Duration) -> Duration {
         let spread = self.spread(interval).as_micros() as u64;
-        let offset = random::below(2 * spread + 1);
-        (interval + Duration::from_micros(offset)).saturating_sub(Duration::from_micros(spread))
+        interval.saturating_sub(Duration::from_micros(random::below(spread + 1)))
     }
 }
 
@@ -255,8 +251,6 @@ async fn check_loop<T: Clone + Send + Sync + 'static>(
 ) {
     let mut state = CheckState::default();
     let mut last_up: Option<bool> = None;
-    let first = settings.borrow().1;
-    sleep(jitter.first_delay(first)).await;
     loop {
         let outcome = engine.run(&spec, &mut state).await;
         let changed = last_up != Some(outcome.is_up());
@@ -329,10 +323,9 @@ mod tests {
         for _ in 0..1000 {
             let p = j.pause(i);
             assert!(
-                p >= Duration::from_secs(9) && p <= Duration::from_secs(11),
+                p >= Duration::from_secs(9) && p <= Duration::from_secs(10),
                 "{p:?}"
             );
-            assert!(j.first_delay(i) < Duration::from_secs(1));
         }
         assert_eq!(Jitter { fraction: 0.0 }.pause(i), i);
     }

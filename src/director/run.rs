@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::config::{CheckType, Config};
-use crate::ipvs::{Backend, DestKey, IpvsError, Op, ServiceKey, Table, plan};
+use crate::ipvs::{Backend, Desired, DestKey, IpvsError, Op, ServiceKey, Table, plan, project};
 
 use super::checks::{EngineChecks, HealthChecks, Observation, WantedCheck};
 use super::command::Command;
@@ -60,6 +60,28 @@ enum Trigger {
     Timer,
 }
 
+/// What `Director::apply` does with an op the kernel refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failures {
+    /// Log it, count it, retry it at the next pass.
+    Report,
+    /// An op refused because the table it was planned against is out of date (exists
+    /// already, or no longer exists) is not reported: the caller reads the kernel and
+    /// plans again at once. Other refusals are reported.
+    Retry,
+}
+
+/// How a `Director::apply` went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Applied {
+    /// The kernel acknowledged every op.
+    All,
+    /// Some op found the table other than planned ([`Failures::Retry`] only).
+    Stale,
+    /// Some op failed, or the batch did; reported, retried at the next pass.
+    Failed,
+}
+
 /// The director: owns the health state and drives the kernel table.
 pub struct Director<B> {
     backend: B,
@@ -91,6 +113,10 @@ pub struct Director<B> {
     failing: HashMap<String, u32>,
     /// Services whose reals changed health since the last reconcile.
     dirty: HashSet<ServiceKey>,
+    /// The managed services as last read, with every acknowledged change since applied
+    /// ([`project`]). Health passes plan against it instead of reading; `None` after
+    /// anything went wrong, so that the next pass reads.
+    known: Option<Table>,
     metrics: Metrics,
     /// Marks of the data-path services found in the kernel at the last full read: only
     /// their checks run.
@@ -125,6 +151,7 @@ impl<B: Backend> Director<B> {
             retrying: false,
             failing: HashMap::new(),
             dirty: HashSet::new(),
+            known: None,
             metrics: Metrics::default(),
             datapath_present: HashSet::new(),
         }
@@ -357,7 +384,8 @@ impl<B: Backend> Director<B> {
                         .filter(|(s, _)| clean.contains(&s.key))
                         .map(|(s, _)| Op::DelService(s.key))
                         .collect();
-                    self.apply(&ops, &actual, Trigger::Start, "stop").await;
+                    self.apply(&ops, &actual, Trigger::Start, "stop", Failures::Report)
+                        .await;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the IPVS table to clean up at stop")
@@ -500,12 +528,18 @@ impl<B: Backend> Director<B> {
         let scope = (trigger == Trigger::Health).then_some(dirty);
         // Health alone decides these; a kernel that cannot be read must not delay them.
         self.run_fallback_commands();
+        if let (Some(scope), None) = (&scope, &known)
+            && self.reconcile_known(scope).await
+        {
+            return;
+        }
         let actual = match known {
             Some(table) => table,
             None => match self.read_scope(scope.as_ref()).await {
                 Ok(table) => table,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the IPVS table; retrying at the next pass");
+                    self.known = None;
                     self.kernel.last_error = Some(format!("reading the table: {e}"));
                     self.kernel.in_sync = false;
                     self.retrying = true;
@@ -513,12 +547,7 @@ impl<B: Backend> Director<B> {
                 }
             },
         };
-        let mut want = desired(&self.config, &self.layout, &self.states, &self.retired);
-        if let Some(scope) = &scope {
-            want.services
-                .retain(|s| scope.contains(&s.service.key.canonical()));
-            want.remove.clear();
-        }
+        let want = self.desired_in(scope.as_ref());
         let ops = plan(&want, &actual);
         if ops.is_empty() {
             self.synced(&actual, 0, scope.as_ref());
@@ -534,10 +563,35 @@ impl<B: Backend> Director<B> {
             Trigger::Start | Trigger::Reload => "start",
             Trigger::Health | Trigger::Timer => "drift",
         };
-        self.apply(&ops, &actual, trigger, purge).await;
-        match self.read_scope(scope.as_ref()).await {
+        if self
+            .apply(&ops, &actual, trigger, purge, Failures::Report)
+            .await
+            == Applied::All
+        {
+            // Every op acknowledged: the kernel did exactly this, no need to read it back.
+            // The periodic pass reads the whole table again.
+            let mut after = actual;
+            project(&mut after, &ops);
+            if scope.is_none() {
+                let live: HashSet<ServiceKey> = after
+                    .services
+                    .iter()
+                    .map(|(s, _)| s.key.canonical())
+                    .collect();
+                self.retired.retain(|k| live.contains(&k.canonical()));
+            }
+            self.synced(&after, 0, scope.as_ref());
+            return;
+        }
+        self.read_back(&want, scope.as_ref()).await;
+    }
+
+    /// Reads `scope` (or every managed service) after an apply that did not fully succeed,
+    /// and records what is still missing.
+    async fn read_back(&mut self, want: &Desired, scope: Option<&HashSet<ServiceKey>>) {
+        match self.read_scope(scope).await {
             Ok(after) => {
-                let remaining = plan(&want, &after);
+                let remaining = plan(want, &after);
                 if !remaining.is_empty() {
                     tracing::warn!(
                         pending = remaining.len(),
@@ -553,15 +607,61 @@ impl<B: Backend> Director<B> {
                 if scope.is_none() {
                     self.retired.retain(|k| live.contains(&k.canonical()));
                 }
-                self.synced(&after, remaining.len(), scope.as_ref());
+                self.synced(&after, remaining.len(), scope);
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the IPVS table back after applying");
+                self.known = None;
                 self.kernel.in_sync = false;
                 self.kernel.last_error = Some(format!("reading the table back: {e}"));
                 self.retrying = true;
             }
         }
+    }
+
+    /// A health pass against `known`, without reading the kernel. False when
+    /// there is no such table or the kernel refused an op (the table was out of date,
+    /// e.g. changed behind the director's back): the caller then reads and plans again.
+    async fn reconcile_known(&mut self, scope: &HashSet<ServiceKey>) -> bool {
+        let Some(known) = &self.known else {
+            return false;
+        };
+        let mut actual = Table {
+            services: known
+                .services
+                .iter()
+                .filter(|(s, _)| scope.contains(&s.key.canonical()))
+                .cloned()
+                .collect(),
+        };
+        let want = self.desired_in(Some(scope));
+        let ops = plan(&want, &actual);
+        match self
+            .apply(&ops, &actual, Trigger::Health, "drift", Failures::Retry)
+            .await
+        {
+            Applied::All => {
+                project(&mut actual, &ops);
+                self.synced(&actual, 0, Some(scope));
+                true
+            }
+            Applied::Stale => false,
+            Applied::Failed => {
+                self.read_back(&want, Some(scope)).await;
+                true
+            }
+        }
+    }
+
+    /// The desired table, limited to `scope` (which then removes nothing).
+    fn desired_in(&self, scope: Option<&HashSet<ServiceKey>>) -> Desired {
+        let mut want = desired(&self.config, &self.layout, &self.states, &self.retired);
+        if let Some(scope) = scope {
+            want.services
+                .retain(|s| scope.contains(&s.service.key.canonical()));
+            want.remove.clear();
+        }
+        want
     }
 
     /// Records a read-back. A scoped pass (`scope`) only updates its services, and can
@@ -572,6 +672,12 @@ impl<B: Backend> Director<B> {
                 self.kernel_weights.remove(key);
             }
             self.kernel_weights.extend(weights(table));
+            if let Some(known) = &mut self.known {
+                known
+                    .services
+                    .retain(|(s, _)| !scope.contains(&s.key.canonical()));
+                known.services.extend(table.services.iter().cloned());
+            }
             if pending > 0 {
                 self.kernel.in_sync = false;
                 self.kernel.pending_changes = pending;
@@ -594,6 +700,7 @@ impl<B: Backend> Director<B> {
             self.set_checks();
         }
         self.kernel_weights = weights(table);
+        self.known = Some(table.clone());
         self.kernel.in_sync = pending == 0;
         self.kernel.pending_changes = pending;
         self.retrying = pending > 0;
@@ -604,25 +711,41 @@ impl<B: Backend> Director<B> {
     }
 
     /// Applies `ops` as one batch and logs each op's outcome.
-    async fn apply(&mut self, ops: &[Op], actual: &Table, trigger: Trigger, purge: &str) {
+    async fn apply(
+        &mut self,
+        ops: &[Op],
+        actual: &Table,
+        trigger: Trigger,
+        purge: &str,
+        failures: Failures,
+    ) -> Applied {
         if ops.is_empty() {
-            return;
+            return Applied::All;
         }
         let results = match self.backend.apply(ops).await {
             Ok(results) => results,
             Err(e) => {
+                self.known = None;
                 self.metrics.apply_batch_error();
                 tracing::error!(error = %e, changes = ops.len(), "applying changes to the IPVS table failed; retrying at the next pass");
                 self.kernel.last_error = Some(format!("applying {} changes: {e}", ops.len()));
                 self.retrying = true;
-                return;
+                return Applied::Failed;
             }
         };
         let mut failing = HashMap::new();
+        let mut outcome = Applied::All;
         for (op, result) in ops.iter().zip(results) {
             match result {
                 Ok(()) => self.log_op(op, actual, trigger, purge),
+                Err(e) if failures == Failures::Retry && out_of_date(&e) => {
+                    outcome = Applied::Stale;
+                    tracing::debug!(op = %op, error = %e, "IPVS change refused; reading the table and planning again");
+                }
                 Err(e) => {
+                    if outcome == Applied::All {
+                        outcome = Applied::Failed;
+                    }
                     self.metrics.apply_error(op);
                     let text = op.to_string();
                     let times = self.failing.get(&text).copied().unwrap_or(0) + 1;
@@ -640,6 +763,10 @@ impl<B: Backend> Director<B> {
             }
         }
         self.failing = failing;
+        if outcome != Applied::All {
+            self.known = None;
+        }
+        outcome
     }
 
     /// The Perl log line of an applied op, and its alert.
@@ -941,6 +1068,18 @@ fn down_reason(state: &RealState) -> Option<String> {
         Some(Verdict::Down(reason)) => Some(reason.to_string()),
         _ => None,
     }
+}
+
+/// The kernel refused an op because the entry exists already or no longer exists: the
+/// table the op was planned against is out of date.
+fn out_of_date(error: &IpvsError) -> bool {
+    matches!(
+        error,
+        IpvsError::ServiceExists
+            | IpvsError::DestExists
+            | IpvsError::NoSuchService
+            | IpvsError::NoSuchDest
+    )
 }
 
 /// Receives from `rx` if there is one; pends forever otherwise (a `select!` branch that

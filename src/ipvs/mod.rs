@@ -35,4 +35,4 @@ pub use model::{
     ServiceFlags, ServiceKey, Stats, Table, Timeouts, Tunnel, TunnelFlags, TunnelType,
 };
 pub use op::Op;
-pub use plan::{Desired, DesiredService, plan};
+pub use plan::{Desired, DesiredService, plan, project};

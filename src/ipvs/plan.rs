@@ -101,6 +101,66 @@ pub fn plan(desired: &Desired, actual: &Table) -> Vec<Op> {
     make
 }
 
+/// `table` as the kernel holds it once every op of `ops` has succeeded: what a reader
+/// would get back, without reading. The kernel acknowledges each op it performed, so after
+/// a batch with no failure this replaces a read-back; counters of new entries start at 0.
+/// Ops that change no table entry (daemons, timeouts, zeroing counters) are ignored.
+pub fn project(table: &mut Table, ops: &[Op]) {
+    for op in ops {
+        let position = |table: &Table, key: &ServiceKey| {
+            table
+                .services
+                .iter()
+                .position(|(s, _)| s.key.canonical() == key.canonical())
+        };
+        match op {
+            Op::AddService(service) => {
+                if position(table, &service.key).is_none() {
+                    table.services.push((service.clone(), Vec::new()));
+                }
+            }
+            Op::EditService(service) => {
+                if let Some(i) = position(table, &service.key) {
+                    let stats = table.services[i].0.stats;
+                    table.services[i].0 = Service {
+                        stats,
+                        ..service.clone()
+                    };
+                }
+            }
+            Op::DelService(key) => {
+                if let Some(i) = position(table, key) {
+                    table.services.remove(i);
+                }
+            }
+            Op::AddDest { service, dest } | Op::EditDest { service, dest } => {
+                if let Some(i) = position(table, service) {
+                    let dests = &mut table.services[i].1;
+                    match dests.iter_mut().find(|d| d.key() == dest.key()) {
+                        Some(have) => {
+                            *have = Dest {
+                                active_conns: have.active_conns,
+                                inactive_conns: have.inactive_conns,
+                                persist_conns: have.persist_conns,
+                                stats: have.stats,
+                                ..dest.clone()
+                            };
+                        }
+                        None => dests.insert(0, dest.clone()),
+                    }
+                }
+            }
+            Op::DelDest { service, dest } => {
+                if let Some(i) = position(table, service) {
+                    table.services[i].1.retain(|d| d.key() != *dest);
+                }
+            }
+            Op::Flush => table.services.clear(),
+            Op::Zero(_) | Op::SetTimeouts(_) | Op::StartDaemon(_) | Op::StopDaemon(_) => {}
+        }
+    }
+}
+
 fn plan_dests(
     service: ServiceKey,
     want: &DesiredService,
@@ -419,6 +479,54 @@ mod tests {
             .map_or(0, |(_, d)| d.iter().filter(|d| d.weight > 0).count())
     }
 
+    /// Services and their destinations with weights, in a canonical order.
+    fn summary(table: &Table) -> Vec<(String, Vec<String>)> {
+        let mut out: Vec<(String, Vec<String>)> = table
+            .services
+            .iter()
+            .map(|(s, dests)| {
+                let mut d: Vec<String> = dests
+                    .iter()
+                    .map(|d| format!("{} {:?} {}", d.key(), d.forward, d.weight))
+                    .collect();
+                d.sort();
+                (format!("{} {}", s.key, s.scheduler), d)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn projection_keeps_counters_and_ignores_missing_entries() {
+        let mut t = table(vec![(80, vec![real(1, 1)])]);
+        t.services[0].1[0].active_conns = 7;
+        project(
+            &mut t,
+            &[
+                Op::EditDest {
+                    service: vip(80),
+                    dest: real(1, 0),
+                },
+                Op::DelDest {
+                    service: vip(81),
+                    dest: real(1, 0).key(),
+                },
+                Op::AddDest {
+                    service: vip(80),
+                    dest: real(2, 3),
+                },
+            ],
+        );
+        assert_eq!(t.services[0].1.len(), 2);
+        let one = t.services[0]
+            .1
+            .iter()
+            .find(|d| d.key() == real(1, 0).key())
+            .unwrap();
+        assert_eq!((one.weight, one.active_conns), (0, 7));
+    }
+
     proptest! {
         /// Applying the plan to a kernel that holds `actual` yields `desired` (for the
         /// managed services), leaves the rest alone, and never lets a kept service drop
@@ -469,6 +577,11 @@ mod tests {
                 }
                 let after = kernel.snapshot();
                 prop_assert!(plan(&desired, &after).is_empty());
+                // The projection of the acknowledged ops is what a read-back finds.
+                let mut projected = before.clone();
+                project(&mut projected, &ops);
+                prop_assert!(plan(&desired, &projected).is_empty());
+                prop_assert_eq!(summary(&projected), summary(&after));
                 let foreign_before = before.services.iter().find(|(s, _)| s.key == other);
                 let foreign_after = after.services.iter().find(|(s, _)| s.key == other);
                 prop_assert_eq!(foreign_before, foreign_after);
