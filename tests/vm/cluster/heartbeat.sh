@@ -18,6 +18,17 @@ HB_DEADTIME=${HB_DEADTIME:-3}
 
 hb_install() {  # [PKG...]: the suite's "# vm-debs:" packages (default: heartbeat)
   if (($#)); then unpack_debs "$@" || return 1; else unpack_debs heartbeat || return 1; fi
+  # heartbeat's shell side sends a cluster message through its FIFO in three writes (">>>",
+  # the fields, "<<<"); under emulation its reader can take ">>>" alone and forward an empty
+  # message ("msg2string: Message with zero fields" in ha-log): that message is the
+  # ip-request-resp by which a node takes its own resource group, so the group stays down.
+  # The VM's copy sends each message in one write.
+  cat >> /etc/ha.d/shellfuncs <<'SH'
+ha_clustermsg() {
+	_hb_msg=$(cat -)
+	printf '>>>\n%s\n<<<\n' "$_hb_msg" >> "$HA_FIFO"
+}
+SH
   getent group haclient > /dev/null || groupadd -r haclient
   getent passwd hacluster > /dev/null ||
     useradd -r -g haclient -d /var/lib/heartbeat -s /usr/sbin/nologin hacluster
