@@ -2,7 +2,7 @@
 //! control socket), with an in-memory kernel (`LDIRECTORD_BACKEND=fake`) and a private
 //! run directory (`LDIRECTORD_RUNDIR`), so nothing here needs root's `/run` or IPVS.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -104,11 +104,16 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Whether any thread of `pid` still runs. The main thread turns zombie before the
+/// runtime's worker threads have exited, and those still hold the pid file's lock.
 fn alive(pid: i32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap_or_default()
-            .contains(") Z ")
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .is_ok_and(|stat| !stat.contains(") Z ") && !stat.contains(") X "))
+    })
 }
 
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
