@@ -151,6 +151,10 @@ pub fn parse(args: &[String]) -> Result<Action, Usage> {
 }
 
 pub fn run(args: &[String]) -> ExitCode {
+    // `status --json` (this project's addition) may stand anywhere; Perl has no such word.
+    let json = args.iter().any(|a| a == "--json");
+    let args: Vec<String> = args.iter().filter(|a| *a != "--json").cloned().collect();
+    let args = args.as_slice();
     match parse(args) {
         Err(Usage(msg)) => {
             eprintln!("{msg}");
@@ -173,14 +177,25 @@ pub fn run(args: &[String]) -> ExitCode {
                     inv.ignored.join(" ")
                 );
             }
-            lifecycle(&inv)
+            lifecycle(&inv, json)
         }
     }
 }
 
 /// start|stop|restart|try-restart|reload|force-reload|status: owned by the director issue.
-fn lifecycle(inv: &Invocation) -> ExitCode {
-    exit::not_implemented(&inv.command)
+fn lifecycle(inv: &Invocation, json: bool) -> ExitCode {
+    if json && inv.command != "status" {
+        eprintln!("--json is only for status");
+        print!("{}", usage_text());
+        return ExitCode::from(exit::USAGE);
+    }
+    super::lifecycle::run(&super::lifecycle::Lifecycle {
+        debug: inv.debug,
+        command: inv.command.clone(),
+        config: inv.config.clone(),
+        cfgname: inv.cfgname.clone(),
+        json,
+    })
 }
 
 /// The Perl lookup of a config name; the message and exit code of a missing file.
@@ -243,7 +258,7 @@ fn plural(n: usize) -> &'static str {
 pub fn usage_text() -> String {
     "\
 Usage:
-    ldirectord [-d|--debug] [--] [configfile] start | stop | restart | try-restart | reload | force-reload | status
+    ldirectord [-d|--debug] [--] [configfile] start | stop | restart | try-restart | reload | force-reload | status [--json]
     ldirectord -t|--config-test [configfile]
     ldirectord dump-config [configfile] [--json]
     ldirectord [-h|-?|--help|-v|--version]
@@ -273,13 +288,17 @@ Configuration file:
     The language is described in ldirectord.cf(5).
 
 Commands:
-    start           start the daemon for the configuration (no-op if it runs)
-    stop            stop it (SIGTERM); the kernel table is cleaned per `cleanstop`
-    restart         stop, wait for it to exit, start
+    start           start the daemon for the configuration (no-op if it runs); returns
+                    once the table is programmed, or fails with the daemon's reason
+    stop            stop it (SIGTERM) and wait for it to exit; the kernel table is
+                    cleaned per `cleanstop`
+    restart         validate the file, stop, wait for it to exit, start
     try-restart     restart if it runs
-    reload          re-read the configuration (SIGHUP)
+    reload          re-read the configuration and wait for the outcome; an invalid file
+                    changes nothing and exits 2 with the located error
     force-reload    the same as reload
-    status          exit 0 if running, 3 if stopped, 1 for a stale pid file
+    status          exit 0 if running, 3 if stopped, 1 for a stale pid file; shows
+                    every virtual and real server (--json: as JSON)
     dump-config     print the configuration with every setting in effect (--json: as JSON)
 
 Exit codes:

@@ -9,10 +9,12 @@ pub mod check;
 pub mod dump_config;
 pub mod exit;
 pub mod legacy;
+pub mod lifecycle;
 pub mod list;
 pub mod names;
 pub mod plan;
 pub mod save;
+pub mod status_view;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
