@@ -1,0 +1,302 @@
+#!/usr/bin/env bash
+# bench/measure.sh — the measuring half of bench/compare, run inside the IPVS VM by it (its
+# environment, BENCH_*, comes from there). Appends one line per figure to
+# $BENCH_RUN/results.tsv:  MEASURE <tab> SYSTEM <tab> N <tab> VALUE
+# where VALUE is a number (seconds, KiB, count), "cap:S" (did not finish within S seconds)
+# or "fail:WHY". Logs of every daemon go to $BENCH_RUN/logs.
+#
+# The real servers: one namespace `reals` behind a veth pair; 10.64.0.0/14 is a local route
+# there (every address in it is the namespace's own), and ONE process, compare_tool serve,
+# answers HTTP on port 80 for all of them. A real server "dies" when that process resets its
+# address's connections (/__dead/IP); a black hole is a tc u32 filter on the namespace's
+# ingress that drops every packet to real 0 of each virtual (addresses ending in hex 1).
+set -euo pipefail
+[[ ${LDIRECTORD_VM:-} == 1 ]] || { echo "measure: runs in the VM, through bench/compare" >&2; exit 2; }
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
+RUN=${BENCH_RUN:?} LD=${LDIRECTORD_BIN:?} TOOL=${COMPARE_TOOL:?}
+PERL=$BENCH_DIR/../tests/compat/perl-ldirectord.sh
+CONF=$RUN/conf LOGS=$RUN/logs RESULTS=$RUN/results.tsv
+CAP=${BENCH_PERL_CAP:-600} REPEATS=${BENCH_REPEATS:-3}
+INTERVAL=${BENCH_CHECKINTERVAL:-5}
+# Our own limit: far above any expected figure, so that a hang fails instead of blocking.
+OURS_CAP=900
+CTL=http://172.30.0.2
+WORK=/tmp/bench
+mkdir -p "$WORK"
+
+say() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$RESULTS"; say "result: $1 $2 N=$3: $4"; }
+ctl() { curl -fsS --max-time 10 "$CTL/$1"; }
+
+{
+  printf 'vm_cpu\t%s\n' "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+  printf 'vm_kernel_uname\t%s\n' "$(uname -r)"
+  printf 'ipvsadm_version\t%s\n' "$(ipvsadm --version 2>&1 | head -1)"
+  printf 'ldirectord_version\t%s\n' "$("$LD" --version 2>&1 | head -1)"
+} >> "$RUN/meta.tsv"
+
+# --- the real servers --------------------------------------------------------------------
+reals_up() {
+  ip netns add reals
+  ip link add bench0 type veth peer name bench1
+  ip link set bench1 netns reals
+  ip addr add 172.30.0.1/30 dev bench0
+  ip link set bench0 up
+  ip -n reals link set lo up
+  ip -n reals addr add 172.30.0.2/30 dev bench1
+  ip -n reals link set bench1 up
+  ip -n reals route add local 10.64.0.0/14 dev lo
+  ip route add 10.64.0.0/14 via 172.30.0.2
+  ip netns exec reals "$TOOL" serve 0.0.0.0:80 > "$LOGS/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 100); do ctl __stats > /dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "measure: the reals' server did not come up" >&2
+  return 1
+}
+black_holes() {  # on | off
+  if [[ $1 == on ]]; then
+    ip netns exec reals tc qdisc add dev bench1 ingress
+    ip netns exec reals tc filter add dev bench1 parent ffff: protocol ip prio 1 u32 \
+      match ip dst 10.64.0.0/14 match u32 0x00000001 0x0000000f at 16 action drop
+  else
+    ip netns exec reals tc qdisc del dev bench1 ingress
+  fi
+}
+requests() { ctl __stats | awk '$1 == "requests" { print $2 }'; }
+
+# address of real r of virtual v, and its service
+real_addr() { local o=$((16 * $1 + $2 + 1)); echo "10.$((64 + o / 65536)).$((o / 256 % 256)).$((o % 256))"; }
+service_of() { echo "tcp:192.0.2.1:$((10001 + $1))"; }
+
+# --- starting and stopping the three systems ---------------------------------------------
+pid_of() { cat "/var/run/ldirectord.$1.pid" 2> /dev/null; }
+
+# start SYSTEM N LIMIT [LIVE]: starts SYSTEM (ours, perl) with its N config; prints the
+# seconds until LIVE (default N) destinations are live, or cap:LIMIT. The poller runs from
+# before the start.
+start() {
+  local sys=$1 n=$2 limit=$3 live=${4:-$2} cf=$CONF/$1-$2.cf t0 t1 w
+  rm -f "$WORK/$sys-$n.log"
+  "$TOOL" wait-live "$live" "$limit" > "$WORK/wait" &
+  w=$!
+  t0=$(now)
+  case $sys in
+    ours) "$LD" "$cf" start >> "$LOGS/ours-start.out" 2>&1 ||
+            { kill "$w" 2> /dev/null; wait "$w" || true; echo "fail:start"; return 0; } ;;
+    perl) "$PERL" "$cf" start >> "$LOGS/perl-start.out" 2>&1 ||
+            { kill "$w" 2> /dev/null; wait "$w" || true; echo "fail:start"; return 0; } ;;
+  esac
+  wait "$w" || true
+  t1=$(< "$WORK/wait")
+  if [[ $t1 == timeout ]]; then echo "cap:$limit"; else span "$t0" "$t1"; fi
+}
+
+# stop SYSTEM N: stops it and empties the table (neither is measured)
+stop() {
+  local sys=$1 n=$2 cf=$CONF/$1-$2.cf pid
+  pid=$(pid_of "$sys-$n.cf") || true
+  case $sys in
+    ours) "$LD" "$cf" stop > /dev/null 2>&1 || { [[ -n $pid ]] && kill -9 "$pid" 2> /dev/null; } ;;
+    # The Perl stop purges every real with one ipvsadm process each: minutes at large N.
+    perl) if [[ -n $pid ]]; then
+            kill -9 "$pid" 2> /dev/null || true
+            pkill -9 -P "$pid" 2> /dev/null || true
+          fi
+          rm -f "/var/run/ldirectord.$sys-$n.cf.pid" ;;
+  esac
+  ipvsadm -C
+  [[ -e $WORK/$sys-$n.log ]] && cp "$WORK/$sys-$n.log" "$LOGS/$sys-$n.$(date +%s).log"
+  return 0
+}
+
+restore() {  # restore N: ipvsadm -R of the N table; prints its seconds
+  local n=$1 t0 took live
+  t0=$(now)
+  ipvsadm -R < "$CONF/ipvsadm-$n.rules"
+  took=$(elapsed "$t0")
+  live=$("$TOOL" live)
+  if ((live == n)); then echo "$took"; else echo "fail:$live-of-$n-live"; fi
+}
+
+# --- 1. cold start to a fully programmed table -------------------------------------------
+measure_starts() {
+  local n i v perl_over=""
+  for n in $BENCH_SIZES; do
+    for ((i = 1; i <= REPEATS; i++)); do
+      say "start: N=$n, repeat $i/$REPEATS"
+      v=$(start ours "$n" "$OURS_CAP"); stop ours "$n"; record start ours "$n" "$v"
+      v=$(restore "$n"); ipvsadm -C; record start ipvsadm "$n" "$v"
+      if [[ " $BENCH_PERL_SIZES " == *" $n "* ]]; then
+        if [[ -n $perl_over ]]; then
+          # A smaller table already took longer than the cap: this one is not run.
+          ((i == 1)) && record start perl "$n" "cap:$CAP:notrun:$perl_over"
+        else
+          v=$(start perl "$n" "$CAP"); stop perl "$n"; record start perl "$n" "$v"
+          # One run over the cap is enough to say so; the next sizes are over it too.
+          [[ $v == cap:* ]] && { perl_over=$n; break; }
+        fi
+      fi
+    done
+  done
+}
+
+# --- 2. reload adding one real -----------------------------------------------------------
+# reload SYSTEM N: start, wait until programmed, replace the file by the one with an 11th
+# real in the last virtual, reload; records the seconds until that real is live and the
+# kernel operations the daemon logged for the reload.
+OP_LINES='(Added|Deleted|Changed|Purged|Quiescent|Restored|Readd Quiescent) (real|virtual|fallback) server'
+measure_reload() {
+  local sys=$1 n=$2 cf=$CONF/$1-$2.cf v lines t0 t1 w last new ops i
+  cp "$cf" "$cf.orig"
+  last=$((n / 10 - 1))
+  new=$(real_addr "$last" 10)
+  for ((i = 1; i <= REPEATS; i++)); do
+    say "reload: $sys N=$n, repeat $i/$REPEATS"
+    v=$(start "$sys" "$n" "$CAP")
+    if [[ $v == cap:* || $v == fail:* ]]; then
+      stop "$sys" "$n"; cp "$cf.orig" "$cf"
+      record reload_time "$sys" "$n" "$v"; return 0
+    fi
+    sleep 1
+    lines=$(wc -l < "$WORK/$sys-$n.log")
+    "$TOOL" wait-dest "$(service_of "$last")" "$new:80" present "$CAP" > "$WORK/wait" &
+    w=$!
+    cp "$cf.plus1" "$cf.tmp" && mv "$cf.tmp" "$cf"
+    t0=$(now)
+    case $sys in
+      ours) "$LD" "$cf" reload >> "$LOGS/ours-reload.out" 2>&1 || true ;;
+      perl) "$PERL" "$cf" reload >> "$LOGS/perl-reload.out" 2>&1 || true ;;
+    esac
+    wait "$w" || true
+    t1=$(< "$WORK/wait")
+    # Operations still being applied after the new real show up in the count too.
+    sleep "$INTERVAL"
+    ops=$(tail -n +$((lines + 1)) "$WORK/$sys-$n.log" | grep -cE "$OP_LINES" || true)
+    tail -n +$((lines + 1)) "$WORK/$sys-$n.log" > "$LOGS/$sys-$n.reload.$i.log"
+    stop "$sys" "$n"
+    cp "$cf.orig" "$cf"
+    if [[ $t1 == timeout ]]; then record reload_time "$sys" "$n" "cap:$CAP"
+    else record reload_time "$sys" "$n" "$(span "$t0" "$t1")"; fi
+    record reload_ops "$sys" "$n" "$ops"
+  done
+}
+
+# --- 3. detection: a real's death to its removal -----------------------------------------
+measure_detection() {
+  local sys=$1 n=$2 trials=$3 v i vi ri addr svc t_dead t_gone
+  say "detection: $sys N=$n, $trials trials"
+  v=$(start "$sys" "$n" "$CAP")
+  if [[ $v == cap:* || $v == fail:* ]]; then stop "$sys" "$n"; record detect "$sys" "$n" "$v"; return 0; fi
+  : > "$WORK/detect"
+  for ((i = 1; i <= trials; i++)); do
+    vi=$((RANDOM % (n / 10))) ri=$((RANDOM % 10))
+    addr=$(real_addr "$vi" "$ri") svc=$(service_of "$vi")
+    sleep_random "$INTERVAL"
+    "$TOOL" wait-dest "$svc" "$addr:80" absent "$CAP" > "$WORK/wait" &
+    t_dead=$(ctl "__dead/$addr")
+    wait $! || true
+    t_gone=$(< "$WORK/wait")
+    ctl "__alive/$addr" > /dev/null
+    if [[ $t_gone == timeout ]]; then echo "cap:$CAP" >> "$WORK/detect"; continue; fi
+    span "$t_dead" "$t_gone" >> "$WORK/detect"
+    "$TOOL" wait-dest "$svc" "$addr:80" present "$CAP" > /dev/null || true
+  done
+  stop "$sys" "$n"
+  while read -r v; do [[ -n $v ]] && record detect "$sys" "$n" "$v"; done < "$WORK/detect"
+}
+
+# --- 4. the check cycle with 100 black holes in 1,000 ------------------------------------
+# Ours: the first cycle after start, from the first check the server saw to the last black
+# hole's "is down" line. Perl: a steady-state pass, from the period between two checks of
+# the same live real (10.64.0.2, checked right after the first black hole) minus the
+# checkinterval Perl sleeps between passes.
+measure_cycle() {
+  local n=$BENCH_CYCLE_N holes=$((BENCH_CYCLE_N / 10)) i v f first t_end
+  black_holes on
+  for ((i = 1; i <= REPEATS; i++)); do
+    say "cycle: ours N=$n with $holes black holes, repeat $i/$REPEATS"
+    ctl __reset > /dev/null
+    rm -f "$WORK/ours-$n.log"
+    "$TOOL" follow "$WORK/ours-$n.log" " is down" "$holes" "$OURS_CAP" > "$WORK/follow" &
+    f=$!
+    v=$(start ours "$n" "$OURS_CAP" $((n - holes)))
+    wait "$f" || true
+    t_end=$(< "$WORK/follow")
+    first=$(ctl __stats | awk '$1 == "first" { print $2 }')
+    stop ours "$n"
+    record start_with_holes ours "$n" "$v"
+    if [[ $t_end == timeout ]]; then record cycle ours "$n" "cap:$OURS_CAP"
+    else record cycle ours "$n" "$(span "$first" "$t_end")"; fi
+  done
+  if ((BENCH_PERL_CYCLE)); then
+    say "cycle: perl N=$n with $holes black holes (one steady-state pass)"
+    ctl __reset > /dev/null
+    ctl __watch/10.64.0.2 > /dev/null
+    "$PERL" "$CONF/perl-$n.cf" start >> "$LOGS/perl-start.out" 2>&1 || true
+    local t0 times
+    t0=$(now)
+    times=()
+    while ((${#times[@]} < 3)) && ! greater "$(elapsed "$t0")" "$((CAP * 3))"; do
+      sleep 2
+      read -ra times <<< "$(ctl __stats | awk '$1 == "watch" { $1 = ""; print }')"
+    done
+    stop perl "$n"
+    if ((${#times[@]} < 3)); then record cycle perl "$n" "cap:$((CAP * 3))"
+    else record cycle perl "$n" "$(awk -v a="${times[1]}" -v b="${times[2]}" -v i="$INTERVAL" 'BEGIN { printf "%.3f", b - a - i }')"; fi
+  fi
+  black_holes off
+}
+
+# --- 5. CPU per 1,000 checks, idle and peak RSS ------------------------------------------
+measure_resources() {
+  local sys=$1 n=$2 window=$3 v pid c0 c1 r0 r1 hz
+  say "resources: $sys N=$n, window ${window}s"
+  v=$(start "$sys" "$n" "$CAP")
+  if [[ $v == cap:* || $v == fail:* ]]; then stop "$sys" "$n"; record cpu_per_1k "$sys" "$n" "$v"; return 0; fi
+  pid=$(pid_of "$sys-$n.cf")
+  hz=$(clock_hz)
+  sleep "$INTERVAL"
+  c0=$(cpu_ticks "$pid") r0=$(requests)
+  sleep "$window"
+  c1=$(cpu_ticks "$pid") r1=$(requests)
+  record cpu_per_1k "$sys" "$n" "$(awk -v c=$((c1 - c0)) -v hz="$hz" -v r=$((r1 - r0)) 'BEGIN { printf "%.4f", r ? c / hz / r * 1000 : -1 }')"
+  record checks_in_window "$sys" "$n" "$((r1 - r0))"
+  record rss_idle "$sys" "$n" "$(rss_kib "$pid")"
+  record rss_peak "$sys" "$n" "$(peak_rss_kib "$pid")"
+  stop "$sys" "$n"
+}
+
+# --- 6. listing 100,000 destinations -----------------------------------------------------
+measure_list() {
+  local n=$1 v i t0
+  say "list: N=$n"
+  v=$(restore "$n")
+  [[ $v == fail:* ]] && { record list ours "$n" "$v"; record list ipvsadm "$n" "$v"; ipvsadm -C; return 0; }
+  for ((i = 1; i <= REPEATS; i++)); do
+    t0=$(now); "$LD" list -n > "$WORK/list.ours"; record list ours "$n" "$(elapsed "$t0")"
+    t0=$(now); ipvsadm -Ln > "$WORK/list.ipvsadm"; record list ipvsadm "$n" "$(elapsed "$t0")"
+  done
+  cmp -s "$WORK/list.ours" "$WORK/list.ipvsadm" || record list_identical ours "$n" 0
+  ipvsadm -C
+}
+
+# -----------------------------------------------------------------------------------------
+ipvsadm -C
+reals_up
+trap 'kill $SERVER_PID 2> /dev/null || true; ipvsadm -C || true' EXIT
+: > "$RESULTS"
+
+measure_starts
+measure_reload ours "$BENCH_RELOAD_N"
+[[ $BENCH_PERL_RELOAD_N != "$BENCH_RELOAD_N" ]] && measure_reload ours "$BENCH_PERL_RELOAD_N"
+measure_reload perl "$BENCH_PERL_RELOAD_N"
+for n in $BENCH_DETECT_N; do measure_detection ours "$n" "$BENCH_DETECT_TRIALS"; done
+measure_detection perl "$BENCH_PERL_DETECT_N" "$BENCH_DETECT_TRIALS"
+measure_cycle
+measure_resources ours "$BENCH_RESOURCE_N" $((INTERVAL * 4))
+[[ $BENCH_PERL_RESOURCE_N != "$BENCH_RESOURCE_N" ]] && measure_resources ours "$BENCH_PERL_RESOURCE_N" $((INTERVAL * 4))
+measure_resources perl "$BENCH_PERL_RESOURCE_N" $((INTERVAL * 12))
+measure_list "$BENCH_LIST_N"
+say "done"
