@@ -100,6 +100,7 @@ fn spec(addr: IpAddr, port: u16) -> CheckSpec {
             addr,
             port,
             protocol: Protocol::Tcp,
+            datapath: None,
         },
         timeouts: Timeouts {
             check: Duration::from_secs(5),

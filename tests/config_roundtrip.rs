@@ -66,12 +66,13 @@ fn shared_lines(six: bool) -> impl Strategy<Value = Vec<String>> {
             statuses().prop_map(|v| format!("emailalertstatus = {v}")),
             "[a-z]{1,8}\\.example\\.com".prop_map(|v| format!("smtp = {v}")),
             path().prop_map(|v| format!("fallbackcommand = \"{v}\"")),
-            (prop::option::of(1u16..), forwarding()).prop_map(move |(port, fwd)| {
-                match port {
-                    Some(p) => format!("{fb_key} = {fb_host}:{p} {fwd}"),
-                    None => format!("{fb_key} = {fb_host} {fwd}"),
+            (prop::option::of(1u16..), forwarding(), any::<bool>()).prop_map(
+                move |(port, fwd, named)| match (port, named) {
+                    (_, true) => format!("{fb_key} = {fb_host}:domain {fwd}"),
+                    (Some(p), false) => format!("{fb_key} = {fb_host}:{p} {fwd}"),
+                    (None, false) => format!("{fb_key} = {fb_host} {fwd}"),
                 }
-            }),
+            ),
         ],
         0..6,
     )
@@ -91,6 +92,11 @@ fn global_lines() -> impl Strategy<Value = Vec<String>> {
             Just("maintenancedir = /tmp".to_owned()),
             free_text().prop_map(|v| format!("emailalertfrom = {v}")),
             Just("fallback6 = [::1]:80 gate".to_owned()),
+            select(vec!["9469", "[::1]:9469", "192.0.2.1:9100", "no"])
+                .prop_map(|v| format!("metrics = {v}")),
+            (select(vec!["master", "backup", "both"]), 0u8..=255).prop_map(|(r, id)| format!(
+                "syncdaemon = {r}\nsyncinterface = eth0\nsyncid = {id}"
+            )),
             select(vec![
                 "no",
                 "9469",

@@ -337,3 +337,52 @@ fn attributes_with_both_flag_bits_are_refused() {
     assert!(SvcAttr::parse(&buf(&bytes)).is_err());
     assert!(IpvsAttr::parse(&buf(&bytes), IpvsCmd::NewService).is_err());
 }
+
+fn same_outcome(
+    a: &Result<Dest, ldirectord::ipvs::IpvsError>,
+    b: &Result<Dest, ldirectord::ipvs::IpvsError>,
+) -> bool {
+    match (a, b) {
+        (Ok(x), Ok(y)) => x == y,
+        (Err(_), Err(_)) => true,
+        _ => false,
+    }
+}
+
+proptest! {
+    /// The listing's fast path and the attribute tree agree on every frame.
+    #[test]
+    fn dest_fast_path_agrees_with_the_tree(
+        attrs in proptest::collection::vec(ipvs_attr(), 0..4),
+        dest_attrs in proptest::collection::vec(dest_attr(), 0..18),
+        cmd in prop_oneof![Just(5u8), 0u8..=20],
+        family in family(),
+        garbage in proptest::collection::vec(any::<u8>(), 0..64),
+        cut in any::<proptest::sample::Index>(),
+    ) {
+        let mut all = vec![IpvsAttr::Dest(Nested { attrs: dest_attrs, flag: false })];
+        all.extend(attrs);
+        let msg = IpvsMessage::new(IpvsCmd::from(cmd), all);
+        let frame = exchange::encode(msg, 0x20, 2, 1);
+        let tree = exchange::decode::<IpvsMessage>(&frame)
+            .map_err(|e| ldirectord::ipvs::IpvsError::Protocol(e.to_string()))
+            .and_then(|m| convert::dest_from_reply(&m, family));
+        let fast = convert::dest_from_frame(&frame, family);
+        prop_assert!(same_outcome(&tree, &fast), "{:?} vs {:?}", tree, fast);
+        // Corrupted and truncated frames too.
+        let mut bad = frame.clone();
+        let at = cut.index(bad.len());
+        bad.truncate(at);
+        bad.extend(&garbage);
+        // Keep the length field honest so that decoding gets past the header.
+        if bad.len() >= 4 {
+            let len = bad.len() as u32;
+            bad[..4].copy_from_slice(&len.to_ne_bytes());
+        }
+        let tree = exchange::decode::<IpvsMessage>(&bad)
+            .map_err(|e| ldirectord::ipvs::IpvsError::Protocol(e.to_string()))
+            .and_then(|m| convert::dest_from_reply(&m, family));
+        let fast = convert::dest_from_frame(&bad, family);
+        prop_assert!(same_outcome(&tree, &fast), "{:?} vs {:?}", tree, fast);
+    }
+}

@@ -22,6 +22,14 @@ fuzz_target!(|data: &[u8]| {
 
     for frame in exchange::frames(data).map_while(Result::ok) {
         let _ = exchange::decode::<CtrlMessage>(frame);
+        // The listing's fast path must agree with the attribute tree.
+        for family in [Family::Inet, Family::Inet6] {
+            let fast = convert::dest_from_frame(frame, family).ok();
+            let tree = exchange::decode::<IpvsMessage>(frame)
+                .ok()
+                .and_then(|m| convert::dest_from_reply(&m, family).ok());
+            assert_eq!(fast, tree);
+        }
         let Ok(msg) = exchange::decode::<IpvsMessage>(frame) else {
             continue;
         };

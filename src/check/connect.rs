@@ -10,11 +10,11 @@ use super::spec::{Protocol, Target};
 pub async fn check(target: &Target, deadline: Deadline) -> CheckResult {
     match target.protocol {
         Protocol::Tcp => {
-            let stream = connect_tcp(target.socket_addr(), deadline).await?;
+            let stream = connect_tcp(target.socket_addr(), target.datapath, deadline).await?;
             drop(stream);
         }
         Protocol::Udp => {
-            connect_udp(target.socket_addr()).await?;
+            connect_udp(target.socket_addr(), target.datapath).await?;
         }
     }
     Ok(())

@@ -60,7 +60,7 @@ async fn ask_tcp(
     id: u16,
     deadline: Deadline,
 ) -> Result<Message, Failure> {
-    let mut stream = connect_tcp(target.socket_addr(), deadline).await?;
+    let mut stream = connect_tcp(target.socket_addr(), target.datapath, deadline).await?;
     let len = u16::try_from(query.len())
         .map_err(|_| Failure::new(FailureKind::Protocol, "query too long"))?;
     let bytes = deadline
@@ -85,7 +85,7 @@ async fn ask_udp(
     id: u16,
     deadline: Deadline,
 ) -> Result<Message, Failure> {
-    let socket = connect_udp(target.socket_addr()).await?;
+    let socket = connect_udp(target.socket_addr(), target.datapath).await?;
     deadline.io("DNS query", socket.send(query)).await?;
     // Stray or forged datagrams are skipped; only a reply with our id counts.
     for _ in 0..MAX_LINES {

@@ -305,6 +305,7 @@ mod tests {
                 addr: "127.0.0.1".parse().unwrap(),
                 port,
                 protocol: Protocol::Tcp,
+                datapath: None,
             },
             timeouts: Timeouts::default(),
             check_count: 1,

@@ -101,7 +101,12 @@ async fn fetch(
             "unreadable passive reply",
         ));
     };
-    let mut data = connect_tcp(std::net::SocketAddr::new(target.addr, port), deadline).await?;
+    let mut data = connect_tcp(
+        std::net::SocketAddr::new(target.addr, port),
+        target.datapath,
+        deadline,
+    )
+    .await?;
     let (code, _) = command(&mut conn, &format!("RETR {}", spec.path), "RETR").await?;
     if code / 100 != 1 {
         return Ok(None);

@@ -214,7 +214,7 @@ async fn exchange(
     tls_opts: &TlsOptions,
     deadline: Deadline,
 ) -> Result<Answer, Failure> {
-    let tcp = connect_tcp(hop.connect, deadline).await?;
+    let tcp = connect_tcp(hop.connect, target.datapath, deadline).await?;
     let stream = if hop.tls {
         let mut opts = tls_opts.clone();
         if opts.server_name.is_none() && hop.url.domain().is_some() {
@@ -377,6 +377,7 @@ mod tests {
             addr: "192.0.2.7".parse().unwrap(),
             port: 8080,
             protocol: Protocol::Tcp,
+            datapath: None,
         }
     }
 

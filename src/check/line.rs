@@ -11,7 +11,7 @@ pub async fn open(
     tls_opts: Option<&TlsOptions>,
     deadline: Deadline,
 ) -> Result<LineConn<Stream>, Failure> {
-    let tcp = connect_tcp(target.socket_addr(), deadline).await?;
+    let tcp = connect_tcp(target.socket_addr(), target.datapath, deadline).await?;
     let stream = match tls_opts {
         Some(opts) => Stream::Tls(Box::new(
             tls::handshake(tcp, target.addr, opts, deadline).await?,

@@ -1,10 +1,12 @@
 //! The only place checks touch sockets: connect under a deadline, optional TLS, bounded reads.
 //!
 //! Every probe goes through [`connect_tcp`] or [`connect_udp`]: a fresh socket per check, no
-//! proxy from the environment, no pooling. Reads never buffer more than their cap.
+//! proxy from the environment, no pooling. Reads never buffer more than their cap. A
+//! data-path check ([`DataPath`]) marks its sockets and binds them to this host's address
+//! towards the real server.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -14,6 +16,7 @@ use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 use tokio::time::{Instant, timeout_at};
 
 use super::outcome::{Failure, FailureKind};
+use super::spec::DataPath;
 
 /// Longest line accepted from a line protocol (SMTP, POP, IMAP, FTP, NNTP, SIP, simpletcp).
 pub const LINE_CAP: usize = 8 * 1024;
@@ -94,15 +97,55 @@ fn connect_failure(err: &io::Error, addr: SocketAddr) -> Failure {
     f
 }
 
+/// The address this host sends from towards `via.real`, with `via.mark` (so that policy
+/// routing on the mark is followed as the check's packets will follow it). A connected UDP
+/// socket only looks the route up; nothing is sent.
+fn source_towards(via: DataPath) -> Result<IpAddr, Failure> {
+    let any: SocketAddr = if via.real.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let probe = std::net::UdpSocket::bind(any).map_err(|e| io_failure(&e, "udp socket"))?;
+    socket2::SockRef::from(&probe)
+        .set_mark(via.mark)
+        .map_err(|e| io_failure(&e, "SO_MARK (needs CAP_NET_ADMIN)"))?;
+    probe
+        .connect((via.real, 9))
+        .map_err(|e| connect_failure(&e, SocketAddr::new(via.real, 9)))?;
+    Ok(probe
+        .local_addr()
+        .map_err(|e| io_failure(&e, "getsockname"))?
+        .ip())
+}
+
+/// Marks a check's socket and binds it for a data-path check.
+fn steer(socket: socket2::SockRef<'_>, via: DataPath) -> Result<(), Failure> {
+    socket
+        .set_mark(via.mark)
+        .map_err(|e| io_failure(&e, "SO_MARK (needs CAP_NET_ADMIN)"))?;
+    let source = SocketAddr::new(source_towards(via)?, 0);
+    socket
+        .bind(&source.into())
+        .map_err(|e| io_failure(&e, &format!("bind to {source}")))
+}
+
 /// Opens a fresh TCP connection; the connect itself is bounded by the check's deadline and
 /// reported as a connect timeout when it runs out.
-pub async fn connect_tcp(addr: SocketAddr, deadline: Deadline) -> Result<TcpStream, Failure> {
+pub async fn connect_tcp(
+    addr: SocketAddr,
+    via: Option<DataPath>,
+    deadline: Deadline,
+) -> Result<TcpStream, Failure> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
         TcpSocket::new_v6()
     }
     .map_err(|e| io_failure(&e, "socket"))?;
+    if let Some(via) = via {
+        steer(socket2::SockRef::from(&socket), via)?;
+    }
     match timeout_at(deadline.at(), socket.connect(addr)).await {
         Ok(Ok(stream)) => {
             // Checks write small requests and wait for the answer; Nagle only adds delay.
@@ -119,15 +162,20 @@ pub async fn connect_tcp(addr: SocketAddr, deadline: Deadline) -> Result<TcpStre
 
 /// A connected UDP socket: `connect` sends nothing, it only fixes the peer so that ICMP
 /// errors come back as `ConnectionRefused` on the next receive.
-pub async fn connect_udp(addr: SocketAddr) -> Result<UdpSocket, Failure> {
-    let local: SocketAddr = if addr.is_ipv4() {
-        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+pub async fn connect_udp(addr: SocketAddr, via: Option<DataPath>) -> Result<UdpSocket, Failure> {
+    let local: SocketAddr = match via {
+        Some(via) => SocketAddr::new(source_towards(via)?, 0),
+        None if addr.is_ipv4() => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        None => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
     };
     let socket = UdpSocket::bind(local)
         .await
         .map_err(|e| io_failure(&e, "udp socket"))?;
+    if let Some(via) = via {
+        socket2::SockRef::from(&socket)
+            .set_mark(via.mark)
+            .map_err(|e| io_failure(&e, "SO_MARK (needs CAP_NET_ADMIN)"))?;
+    }
     socket
         .connect(addr)
         .await
@@ -355,5 +403,39 @@ mod tests {
         let err = conn.read_line("greeting").await.unwrap_err();
         assert_eq!(err.kind, FailureKind::Deadline);
         assert!(err.detail.contains("greeting"));
+    }
+
+    /// A data-path socket carries its mark and leaves from the address towards the real
+    /// server (here: loopback to loopback; the kernel part is tested in the VM suite).
+    #[tokio::test]
+    async fn a_datapath_socket_is_marked_and_bound() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let via = DataPath {
+            mark: 0x4c44_0007,
+            real: "127.0.0.1".parse().unwrap(),
+        };
+        let deadline = Deadline::after(Duration::from_secs(5));
+        let stream = match connect_tcp(listener.local_addr().unwrap(), Some(via), deadline).await {
+            Ok(s) => s,
+            Err(f) if f.detail.contains("SO_MARK") => {
+                panic!("SO_MARK needs CAP_NET_ADMIN: run the tests as root ({f})")
+            }
+            Err(f) => panic!("{f}"),
+        };
+        assert_eq!(socket2::SockRef::from(&stream).mark().unwrap(), via.mark);
+        assert_eq!(stream.local_addr().unwrap().ip(), via.real);
+
+        let echo = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let udp = connect_udp(echo.local_addr().unwrap(), Some(via))
+            .await
+            .unwrap();
+        assert_eq!(socket2::SockRef::from(&udp).mark().unwrap(), via.mark);
+        assert_eq!(udp.local_addr().unwrap().ip(), via.real);
+
+        // without a data path nothing changes: no mark, any source
+        let plain = connect_tcp(listener.local_addr().unwrap(), None, deadline)
+            .await
+            .unwrap();
+        assert_eq!(socket2::SockRef::from(&plain).mark().unwrap(), 0);
     }
 }

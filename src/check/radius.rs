@@ -104,7 +104,7 @@ pub(crate) fn reply_code(
 }
 
 pub async fn check(spec: &RadiusSpec, target: &Target, deadline: Deadline) -> CheckResult {
-    let socket = connect_udp(target.socket_addr()).await?;
+    let socket = connect_udp(target.socket_addr(), target.datapath).await?;
     let nas = socket
         .local_addr()
         .map(|a| a.ip())

@@ -39,7 +39,7 @@ pub async fn check(spec: &SimpleTcpSpec, target: &Target, deadline: Deadline) ->
             Err(no_match(receive))
         }
         Protocol::Udp => {
-            let socket = connect_udp(target.socket_addr()).await?;
+            let socket = connect_udp(target.socket_addr(), target.datapath).await?;
             deadline.io("request", socket.send(&spec.send)).await?;
             for _ in 0..MAX_LINES {
                 let datagram = recv_datagram(&socket, deadline, "reply").await?;

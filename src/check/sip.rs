@@ -77,7 +77,7 @@ pub async fn check(spec: &SipSpec, target: &Target, deadline: Deadline) -> Check
             Err(Failure::new(FailureKind::TooLarge, "header block too long"))
         }
         Protocol::Udp => {
-            let socket = connect_udp(target.socket_addr()).await?;
+            let socket = connect_udp(target.socket_addr(), target.datapath).await?;
             let local = socket
                 .local_addr()
                 .map_err(|e| super::net::io_failure(&e, "local address"))?;

@@ -36,6 +36,21 @@ pub struct Target {
     pub addr: IpAddr,
     pub port: u16,
     pub protocol: Protocol,
+    /// Check through the data path: `addr` is then the VIP, and every socket of the check
+    /// carries this firewall mark (which an IPVS service steers to one real server) and
+    /// leaves from this host's address towards that real server.
+    pub datapath: Option<DataPath>,
+}
+
+/// How a data-path check reaches one real server through the VIP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DataPath {
+    /// `SO_MARK` of the check's sockets.
+    pub mark: u32,
+    /// The real server the mark leads to. The check's source address is the one this host
+    /// uses towards it: the VIP (what a socket bound to nothing would use, the VIP being
+    /// local) would come back to the real server as its own address and be dropped there.
+    pub real: IpAddr,
 }
 
 impl Target {

@@ -83,7 +83,7 @@ pub async fn check_pgsql(spec: &SqlSpec, target: &Target, deadline: Deadline) ->
     use tokio_postgres::SimpleQueryMessage;
 
     precondition(spec)?;
-    let stream = super::net::connect_tcp(target.socket_addr(), deadline).await?;
+    let stream = super::net::connect_tcp(target.socket_addr(), target.datapath, deadline).await?;
     let mut config = tokio_postgres::Config::new();
     config
         .user(spec.credentials.login.as_str())

@@ -6,6 +6,7 @@
 //! else goes to the legacy parser in [`legacy`].
 
 pub mod check;
+pub mod doctor;
 pub mod dump_config;
 pub mod exit;
 pub mod legacy;
@@ -13,6 +14,7 @@ pub mod lifecycle;
 pub mod list;
 pub mod names;
 pub mod plan;
+pub mod realserver;
 pub mod save;
 pub mod status_view;
 
@@ -43,6 +45,8 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Some(word) if word == "save" => save::run(rest),
         Some(word) if word == "plan" => plan::run(rest),
         Some(word) if word == "dump-config" => dump_config::run(rest),
+        Some(word) if word == "realserver" => realserver::run(rest),
+        Some(word) if word == "doctor" => doctor::run(rest),
         Some(word) if EXTRA_COMMANDS.contains(&word.as_str()) => exit::not_implemented(word),
         _ => legacy::run(rest),
     }

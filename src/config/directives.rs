@@ -112,6 +112,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
     d("virtualhost", Virtual, "\"HOSTNAME\""),
     d("tlsverify", Virtual, "chain|full|none"),
     d("tlscafile", Virtual, "\"/path/to/ca.pem\""),
+    d("checkdatapath", Virtual, "yes|no"),
     d("login", Virtual, "\"USERNAME\""),
     d("passwd", Virtual, "\"PASSWORD\""),
     d("database", Virtual, "\"DATABASE\""),

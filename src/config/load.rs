@@ -163,4 +163,78 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn checkdatapath_is_off_by_default_and_refused_where_it_cannot_work() {
+        let host = FakeHost::default();
+        let file = Path::new("/etc/ha.d/test.cf");
+        let base = "virtual=192.0.2.1:80\n    real=192.0.2.10:80 gate\n";
+        let off = parse_str(base, file, &host).unwrap();
+        assert!(!off.config.virtuals[0].check.datapath);
+        let on = parse_str(&format!("{base}    checkdatapath=yes\n"), file, &host).unwrap();
+        assert!(on.config.virtuals[0].check.datapath);
+        assert!(
+            crate::config::render(&on.config).contains("checkdatapath = yes"),
+            "rendered back"
+        );
+        for (text, why) in [
+            (
+                "virtual=7\n    real=192.0.2.10 gate\n    checkdatapath=yes\n",
+                "needs a virtual=ADDRESS:PORT",
+            ),
+            (
+                "virtual=192.0.2.1:80\n    real=192.0.2.10:80 gate\n    checktype=ping\n    checkdatapath=yes\n",
+                "checktype=ping",
+            ),
+            (
+                "virtual=192.0.2.1:53\n    protocol=udp\n    real=192.0.2.10:53 gate\n    checktype=connect\n    checkdatapath=yes\n",
+                "connect on UDP",
+            ),
+            (
+                "virtual=192.0.2.1:80\n    real=192.0.2.10:80 gate\n    checktype=external\n    checkcommand=/bin/true\n    checkdatapath=yes\n",
+                "external checks",
+            ),
+        ] {
+            let err = parse_str(text, file, &host).unwrap_err();
+            assert!(err.to_string().contains(why), "{why}: {err}");
+        }
+        assert!(parse_str(&format!("{base}    checkdatapath=maybe\n"), file, &host).is_err());
+        // a UDP negotiate check (dns) opens a socket a mark can steer
+        let dns = "virtual=192.0.2.1:53\n    protocol=udp\n    real=192.0.2.10:53 gate\n    service=dns\n    checkdatapath=yes\n";
+        assert!(parse_str(dns, file, &host).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod lookup_tests {
+    use super::*;
+
+    #[test]
+    fn bare_names_are_looked_up_under_ha_d_then_conf_then_as_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let ha = dir.path();
+        std::fs::create_dir(ha.join("conf")).unwrap();
+        std::fs::write(ha.join("conf/b.cf"), "").unwrap();
+        std::fs::write(ha.join("a.cf"), "").unwrap();
+        std::fs::write(ha.join("conf/a.cf"), "").unwrap();
+        assert_eq!(find_config_file_in("a.cf", ha), Some(ha.join("a.cf")));
+        assert_eq!(find_config_file_in("b.cf", ha), Some(ha.join("conf/b.cf")));
+        let given = ha.join("conf/b.cf");
+        let given = given.to_str().unwrap();
+        assert_eq!(
+            find_config_file_in(given, Path::new("/nonexistent")),
+            Some(given.into())
+        );
+        assert_eq!(find_config_file_in("missing.cf", ha), None);
+    }
+
+    #[test]
+    fn unreadable_file_is_a_read_error() {
+        let err = load_with("/nonexistent/x.cf", &crate::config::FakeHost::default()).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }));
+        assert!(
+            err.to_string()
+                .starts_with("can not open file /nonexistent/x.cf")
+        );
+    }
 }

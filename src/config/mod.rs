@@ -5,6 +5,7 @@
 
 pub mod directives;
 mod error;
+mod fast;
 mod load;
 pub mod model;
 mod read;
@@ -21,3 +22,5 @@ pub use model::*;
 pub use read::{MAX_RANGE, MAX_REALS};
 pub use render::render;
 pub use resolve::{FakeHost, Host, Services, SystemHost};
+#[doc(hidden)]
+pub use syntax::structure_matches_grammar;

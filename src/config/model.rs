@@ -149,6 +149,8 @@ pub struct GlobalFallback {
     pub udp_port: Option<u16>,
     /// Whether a port was written at all (a name may resolve for one protocol only).
     pub port_written: bool,
+    /// The port's service name, when it was written as one (for rendering).
+    pub port_name: Option<String>,
     pub forwarding: Forwarding,
 }
 
@@ -303,6 +305,11 @@ pub struct Check {
     pub tlsverify: TlsVerify,
     /// `tlscafile` (extension): PEM trust anchors instead of the system store.
     pub tlscafile: Option<PathBuf>,
+    /// `checkdatapath` (extension): send the check to the VIP along the path client traffic
+    /// takes (through IPVS, pinned to one real server by a firewall mark), so that a real
+    /// server that does not accept traffic for the VIP fails it. Off by default.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub datapath: bool,
     /// Effective timeout of connect, ping, external checks (see `ld_setup`).
     #[serde(serialize_with = "ser_secs")]
     pub checktimeout: Duration,

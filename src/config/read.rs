@@ -15,6 +15,7 @@ use pest::iterators::{Pair, Pairs};
 
 use super::directives;
 use super::error::{Diagnostic, MAX_ERRORS, Report, Severity};
+use super::fast;
 use super::model::*;
 use super::resolve::Host;
 use super::syntax::{self, CfParser, Entry, Item, LineIndex, Rule, Span};
@@ -22,7 +23,7 @@ use super::syntax::{self, CfParser, Entry, Item, LineIndex, Rule, Span};
 /// Largest `real=A->B` range (a /16).
 pub const MAX_RANGE: u32 = 65_536;
 /// Most real servers one file may expand to.
-pub const MAX_REALS: usize = 1 << 20;
+pub const MAX_REALS: usize = 1 << 18;
 
 /// Schedulers of current kernels; others only draw a warning (the kernel decides).
 const KNOWN_SCHEDULERS: &[&str] = &[
@@ -176,6 +177,7 @@ struct VirtualSpec {
     checkcommand: Option<Set<String>>,
     tlsverify: Option<Set<TlsVerify>>,
     tlscafile: Option<Set<String>>,
+    checkdatapath: Option<Set<bool>>,
     scheduler: Option<Set<String>>,
     persistent: Option<Set<u32>>,
     netmask: Option<Set<Netmask>>,
@@ -185,6 +187,18 @@ struct VirtualSpec {
     monitorfile: Option<Set<PathBuf>>,
     servicename: Option<Set<String>>,
     comment: Option<Set<String>>,
+}
+
+/// The parts of a `real=` value, before resolution.
+struct RealParts {
+    first: (HostSpec, Span),
+    last: Option<(HostSpec, Span)>,
+    port: Option<(PortSpec, Span)>,
+    forwarding: Forwarding,
+    weight: u32,
+    check_override: Option<CheckOverride>,
+    lower: Option<u32>,
+    upper: Option<u32>,
 }
 
 /// One `key = value` being read.
@@ -393,6 +407,12 @@ impl<'s> Reader<'s> {
     /// The error for a directive that is not known (or not allowed here).
     fn unknown(&mut self, key: &str, key_span: Span, in_virtual: bool) {
         let info = directives::find(key);
+        if let Some(reason) = info.and_then(|d| d.rejected)
+            && (info.is_some_and(|d| d.scope.allows_virtual()) || !in_virtual)
+        {
+            self.deprecated(key, key_span, reason);
+            return;
+        }
         let d = match info {
             Some(info) if in_virtual && !info.scope.allows_virtual() => {
                 let mut d = self.error(
@@ -426,7 +446,7 @@ impl<'s> Reader<'s> {
 
     /// Value required: reports `key` without `=` or with an empty value.
     fn need<'e>(&mut self, key: &str, key_span: Span, val: Option<Val<'e>>) -> Option<Val<'e>> {
-        let syntax = directives::find(key).map_or("a value", |d| d.syntax);
+        let syntax = || directives::find(key).map_or("a value", |d| d.syntax);
         match val {
             Some(v) if !v.text.is_empty() => Some(v),
             Some(v) => {
@@ -434,12 +454,12 @@ impl<'s> Reader<'s> {
                     Span::new(v.span.start, v.span.start),
                     format!("missing value for `{key}`"),
                 );
-                d.label = Some(format!("expected {syntax}"));
+                d.label = Some(format!("expected {}", syntax()));
                 self.fail(d)
             }
             None => {
                 let mut d = self.error(key_span, format!("missing `=` and value after `{key}`"));
-                d.label = Some(format!("expected `{key} = {syntax}`"));
+                d.label = Some(format!("expected `{key} = {}`", syntax()));
                 self.fail(d)
             }
         }
@@ -568,6 +588,9 @@ impl<'s> Reader<'s> {
     }
 
     fn number(&mut self, v: Val<'s>) -> Option<u32> {
+        if let Some(n) = fast::digits(v.text).and_then(|d| d.parse::<u32>().ok()) {
+            return Some(n);
+        }
         let pairs = self.parse_value(Rule::number_value, v, "a number")?;
         let n = Self::first(&pairs, Rule::number)?;
         let span = Self::sub(v, &n);
@@ -595,11 +618,19 @@ impl<'s> Reader<'s> {
     }
 
     fn yes_no(&mut self, v: Val<'s>) -> Option<bool> {
+        match v.text {
+            "yes" => return Some(true),
+            "no" => return Some(false),
+            _ => {}
+        }
         let pairs = self.parse_value(Rule::yes_no_value, v, "`yes` or `no`")?;
         Some(pairs.as_str() == "yes")
     }
 
     fn quoted(&mut self, v: Val<'s>) -> Option<String> {
+        if let Some(text) = fast::quoted(v.text) {
+            return Some(text.to_owned());
+        }
         let pairs = match CfParser::parse(Rule::quoted_value, v.text) {
             Ok(p) => p,
             Err(_) => {
@@ -643,6 +674,9 @@ impl<'s> Reader<'s> {
 
     /// Optional quotes, stripped (checkcommand, fallbackcommand, monitorfile, …).
     fn opt_quoted(&mut self, v: Val<'s>) -> Option<String> {
+        if let Some(text) = fast::opt_quoted(v.text).filter(|t| !t.is_empty()) {
+            return Some(text.to_owned());
+        }
         let pairs = self.parse_value(Rule::opt_quoted_value, v, "a value")?;
         let text = Self::first(&pairs, Rule::quoted_text)
             .or_else(|| Self::first(&pairs, Rule::raw_text))
@@ -965,7 +999,11 @@ impl<'s> Reader<'s> {
                 }
             }
             "smtp" => {
-                if let Some(v) = self.need(key, key_span, val)
+                if let Some(v) = val
+                    && let Some(host) = fast::smtp_host(v.text)
+                {
+                    self.replace(&mut s.smtp, host.to_owned(), v.span, key);
+                } else if let Some(v) = self.need(key, key_span, val)
                     && let Some(pairs) =
                         self.parse_value(Rule::smtp_value, v, "a host name or address")
                 {
@@ -988,10 +1026,6 @@ impl<'s> Reader<'s> {
         let Some((key, val, key_span)) = self.directive(entry, false) else {
             return;
         };
-        if let Some(reason) = directives::find(key).and_then(|d| d.rejected) {
-            self.deprecated(key, key_span, reason);
-            return;
-        }
         if self.shared(&mut g.shared, key, key_span, val, None) {
             if matches!(key, "fallback" | "fallback6") {
                 self.resolve_global_fallback(g, key == "fallback6");
@@ -1267,6 +1301,10 @@ impl<'s> Reader<'s> {
             tcp_port,
             udp_port,
             port_written: spec.port.is_some(),
+            port_name: match &spec.port {
+                Some(PortSpec::Name(n)) => Some(n.clone()),
+                _ => None,
+            },
             forwarding: spec.forwarding,
         };
         if six {
@@ -1350,6 +1388,7 @@ impl<'s> Reader<'s> {
             checkcommand: None,
             tlsverify: None,
             tlscafile: None,
+            checkdatapath: None,
             scheduler: None,
             persistent: None,
             netmask: None,
@@ -1378,6 +1417,20 @@ impl<'s> Reader<'s> {
             Family::Inet
         };
         let v = self.need(key, key_span, val)?;
+        if family == Family::Inet
+            && let Some((addr, port)) = fast::ipv4_port(v.text)
+        {
+            let endpoint = EndpointSpec::Addr {
+                host: HostSpec::V4(addr),
+                port: PortSpec::Number(port),
+            };
+            return Some((endpoint, family, v.span));
+        }
+        if let Some(mark) = fast::digits(v.text).and_then(|d| d.parse::<u32>().ok())
+            && mark > 0
+        {
+            return Some((EndpointSpec::Fwmark(mark), family, v.span));
+        }
         let pairs = match CfParser::parse(Rule::virtual_value, v.text) {
             Ok(p) => p,
             Err(_) => {
@@ -1449,13 +1502,6 @@ impl<'s> Reader<'s> {
         let Some((key, val, key_span)) = self.directive(entry, true) else {
             return;
         };
-        if let Some(reason) = directives::find(key)
-            .and_then(|d| d.rejected)
-            .filter(|_| key != "timeout")
-        {
-            self.deprecated(key, key_span, reason);
-            return;
-        }
         if self.shared(&mut spec.shared, key, key_span, val, Some(spec.family)) {
             return;
         }
@@ -1562,7 +1608,14 @@ impl<'s> Reader<'s> {
             }
             "checktype" => {
                 if let Some(v) = self.need(key, key_span, val) {
-                    if let Some(pairs) = self.parse_value(
+                    let quick = CheckType::from_keyword(v.text).or_else(|| {
+                        fast::digits(v.text)
+                            .and_then(|d| d.parse().ok())
+                            .map(CheckType::Combined)
+                    });
+                    if let Some(ct) = quick {
+                        self.replace(&mut spec.checktype, ct, v.span, key);
+                    } else if let Some(pairs) = self.parse_value(
                         Rule::checktype_value,
                         v,
                         "connect, external, external-perl, negotiate, off, on, ping or a number",
@@ -1596,7 +1649,9 @@ impl<'s> Reader<'s> {
             }
             "service" => {
                 if let Some(v) = self.need(key, key_span, val) {
-                    if let Some(pairs) = self.parse_value(Rule::service_value, v, "dns, ftp, http, https, http_proxy, imap, imaps, ldap, ldaps, mysql, nntp, none, oracle, pgsql, pop, pops, radius, simpletcp, sip, smtp or submission") {
+                    if let Some(svc) = Service::from_name(v.text).filter(|s| *s != Service::Oracle) {
+                        self.replace(&mut spec.service, svc, v.span, key);
+                    } else if let Some(pairs) = self.parse_value(Rule::service_value, v, "dns, ftp, http, https, http_proxy, imap, imaps, ldap, ldaps, mysql, nntp, none, oracle, pgsql, pop, pops, radius, simpletcp, sip, smtp or submission") {
                         let svc = Self::first(&pairs, Rule::service_kw).and_then(|p| Service::from_name(p.as_str()));
                         self.junk(&pairs, v);
                         if svc == Some(Service::Oracle) {
@@ -1615,7 +1670,18 @@ impl<'s> Reader<'s> {
                 }
             }
             "httpmethod" => {
-                if let Some(v) = self.need(key, key_span, val)
+                let quick = val.and_then(|v| {
+                    if v.text.eq_ignore_ascii_case("get") {
+                        Some(HttpMethod::Get)
+                    } else if v.text.eq_ignore_ascii_case("head") {
+                        Some(HttpMethod::Head)
+                    } else {
+                        None
+                    }
+                });
+                if let (Some(m), Some(v)) = (quick, val) {
+                    self.replace(&mut spec.httpmethod, m, v.span, key);
+                } else if let Some(v) = self.need(key, key_span, val)
                     && let Some(pairs) = self.parse_value(Rule::httpmethod_value, v, "GET or HEAD")
                 {
                     let m = Self::first(&pairs, Rule::httpmethod_kw)
@@ -1645,16 +1711,8 @@ impl<'s> Reader<'s> {
             }
             "scheduler" => {
                 if let Some(v) = self.need(key, key_span, val)
-                    && let Some(pairs) = self.parse_value(
-                        Rule::scheduler_value,
-                        v,
-                        "a scheduler name in lowercase letters (rr, wrr, lc, wlc, …)",
-                    )
+                    && let Some(name) = self.scheduler_name(v)
                 {
-                    let name = Self::first(&pairs, Rule::scheduler)
-                        .map_or("", |p| p.as_str())
-                        .to_owned();
-                    self.junk(&pairs, v);
                     if !KNOWN_SCHEDULERS.contains(&name.as_str()) {
                         let mut d = self.warning(
                             v.span,
@@ -1729,7 +1787,15 @@ impl<'s> Reader<'s> {
                 }
             }
             "protocol" => {
-                if let Some(v) = self.need(key, key_span, val)
+                let quick = val.and_then(|v| match v.text {
+                    "tcp" => Some(Some(Protocol::Tcp)),
+                    "udp" => Some(Some(Protocol::Udp)),
+                    "fwm" => Some(None),
+                    _ => None,
+                });
+                if let (Some(p), Some(v)) = (quick, val) {
+                    self.replace(&mut spec.protocol, p, v.span, key);
+                } else if let Some(v) = self.need(key, key_span, val)
                     && let Some(pairs) =
                         self.parse_value(Rule::protocol_value, v, "tcp, udp or fwm")
                 {
@@ -1743,8 +1809,23 @@ impl<'s> Reader<'s> {
                 }
             }
             "ops" => set!(ops, yes_no),
+            "checkdatapath" => set!(checkdatapath, yes_no),
             _ => self.unknown(key, key_span, true),
         }
+    }
+
+    fn scheduler_name(&mut self, v: Val<'s>) -> Option<String> {
+        if let Some(name) = fast::scheduler(v.text) {
+            return Some(name.to_owned());
+        }
+        let pairs = self.parse_value(
+            Rule::scheduler_value,
+            v,
+            "a scheduler name in lowercase letters (rr, wrr, lc, wlc, …)",
+        )?;
+        let name = Self::first(&pairs, Rule::scheduler).map_or("", |p| p.as_str());
+        self.junk(&pairs, v);
+        Some(name.to_owned())
     }
 
     fn netmask(&mut self, spec: &mut VirtualSpec, v: Val<'s>) {
@@ -1783,20 +1864,14 @@ impl<'s> Reader<'s> {
         }
     }
 
-    /// `real=`: parsed, resolved and expanded at once (its port needs no protocol).
-    fn real(&mut self, spec: &mut VirtualSpec, v: Val<'s>) {
-        let Some(pairs) = self.parse_value(
+    /// `real=` through the grammar (anything the fast path does not take).
+    fn real_parts(&mut self, v: Val<'s>) -> Option<RealParts> {
+        let pairs = self.parse_value(
             Rule::real_value,
             v,
             "ADDRESS[->ADDRESS][:PORT] gate|masq|ipip [WEIGHT] [\"REQUEST\", \"RECEIVE\"] [l:N] [u:N]",
-        ) else {
-            return;
-        };
-        let Some(top) = pairs.clone().next() else {
-            return;
-        };
-        let family = spec.family;
-        let what = "real server";
+        )?;
+        let top = pairs.clone().next()?;
         let mut first: Option<(HostSpec, Span)> = None;
         let mut last: Option<(HostSpec, Span)> = None;
         let mut port: Option<(PortSpec, Span)> = None;
@@ -1881,9 +1956,59 @@ impl<'s> Reader<'s> {
                 _ => {}
             }
         }
-        let (Some((first, first_span)), true) = (first, ok) else {
-            return;
+        let (Some(first), true) = (first, ok) else {
+            return None;
         };
+        Some(RealParts {
+            first,
+            last,
+            port,
+            forwarding,
+            weight,
+            check_override,
+            lower,
+            upper,
+        })
+    }
+
+    /// `real=`: parsed, resolved and expanded at once (its port needs no protocol).
+    fn real(&mut self, spec: &mut VirtualSpec, v: Val<'s>) {
+        let parts = match fast::real(v.text) {
+            Some(f) => RealParts {
+                first: (
+                    HostSpec::V4(f.addr),
+                    Span::new(v.span.start, v.span.start + f.addr_len),
+                ),
+                last: None,
+                port: f.port.map(|(p, a, b)| {
+                    (
+                        PortSpec::Number(p),
+                        Span::new(v.span.start + a, v.span.start + b),
+                    )
+                }),
+                forwarding: f.forwarding,
+                weight: f.weight.unwrap_or(1),
+                check_override: None,
+                lower: None,
+                upper: None,
+            },
+            None => match self.real_parts(v) {
+                Some(p) => p,
+                None => return,
+            },
+        };
+        let RealParts {
+            first: (first, first_span),
+            last,
+            port,
+            forwarding,
+            weight,
+            check_override,
+            lower,
+            upper,
+        } = parts;
+        let family = spec.family;
+        let what = "real server";
         let (lower, upper) = (lower.unwrap_or(0), upper.unwrap_or(0));
         if upper > 0 && lower > upper {
             let d = self.warning(
@@ -2124,6 +2249,7 @@ impl<'s> Reader<'s> {
                 .as_ref()
                 .map_or(TlsVerify::Chain, |s| s.value),
             tlscafile: spec.tlscafile.as_ref().map(|s| PathBuf::from(&s.value)),
+            datapath: spec.checkdatapath.as_ref().is_some_and(|s| s.value),
             checktimeout: Duration::from_secs(u64::from(checktimeout)),
             negotiatetimeout: Duration::from_secs(u64::from(negotiatetimeout)),
             checkinterval,
@@ -2131,6 +2257,7 @@ impl<'s> Reader<'s> {
             failurecount: val(&vs.failurecount).unwrap_or(g.failurecount),
         };
         self.check_warnings(&spec, &check);
+        self.check_datapath(&spec, &check, &endpoint);
 
         // Fallback: the block's, else the global one of the block's family.
         let fallback = match (&vs.fallback, &vs.fallback6) {
@@ -2292,6 +2419,44 @@ impl<'s> Reader<'s> {
     }
 
     /// Settings the Perl code accepts but then ignores, or that make a check always fail.
+    /// `checkdatapath=yes` steers the check's own connection with a firewall mark; checks
+    /// that open no such connection, and services without one address, cannot use it.
+    fn check_datapath(&mut self, spec: &VirtualSpec, check: &Check, endpoint: &Endpoint) {
+        let Some(set) = spec.checkdatapath.as_ref().filter(|s| s.value) else {
+            return;
+        };
+        let why = match (endpoint, check.checktype) {
+            (Endpoint::Fwmark { .. }, _) => Some((
+                "checkdatapath needs a virtual=ADDRESS:PORT service",
+                "a firewall-mark service has no one address to send the check to",
+            )),
+            (_, CheckType::Ping) => Some((
+                "checkdatapath cannot be used with checktype=ping",
+                "IPVS does not schedule ICMP echo requests",
+            )),
+            (
+                Endpoint::Addr {
+                    protocol: Protocol::Udp,
+                    ..
+                },
+                CheckType::Connect,
+            ) => Some((
+                "checkdatapath cannot be used with checktype=connect on UDP",
+                "a UDP connect check is a ping, which IPVS does not schedule",
+            )),
+            (_, CheckType::External | CheckType::ExternalPerl) => Some((
+                "checkdatapath cannot be used with external checks",
+                "the connections of an external program cannot be marked",
+            )),
+            _ => None,
+        };
+        if let Some((message, label)) = why {
+            let mut d = self.error(set.span, message);
+            d.label = Some(label.into());
+            self.push(d);
+        }
+    }
+
     fn check_warnings(&mut self, spec: &VirtualSpec, check: &Check) {
         let negotiating = matches!(
             check.checktype,
@@ -2336,6 +2501,11 @@ impl<'s> Reader<'s> {
             return;
         }
         let svc = check.service;
+        if svc == Service::None && spec.service.is_none() && !spec.reals.is_empty() {
+            let mut d = self.warning(spec.value_span, "no health check: the service of this port is `none`, so every real server counts as up");
+            d.label = Some("no service= and no well-known port".into());
+            self.push(d.help("set `service = …` (e.g. http, smtp, simpletcp) or `checktype = connect`; `checktype = on` says it on purpose"));
+        }
         let http = matches!(svc, Service::Http | Service::Https | Service::HttpProxy);
         if let (Some(m), Some(_)) = (&spec.httpmethod, &check.receive)
             && m.value == HttpMethod::Head

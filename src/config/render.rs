@@ -51,10 +51,11 @@ pub fn render(config: &Config) -> String {
     }
     for (key, fb) in [("fallback", &g.fallback), ("fallback6", &g.fallback6)] {
         if let Some(fb) = fb {
-            let port = fb.tcp_port.or(fb.udp_port);
-            let addr = match port {
-                Some(p) => host_port(fb.addr, p),
-                None => host(fb.addr),
+            let addr = match (&fb.port_name, fb.tcp_port.or(fb.udp_port)) {
+                // A name may stand for different ports per protocol (or for one only).
+                (Some(name), _) => format!("{}:{name}", host(fb.addr)),
+                (None, Some(p)) => host_port(fb.addr, p),
+                (None, None) => host(fb.addr),
             };
             line(format!("{key} = {addr} {}", fb.forwarding.as_str()));
         }
@@ -178,6 +179,9 @@ fn render_virtual(out: &mut String, v: &Virtual, g: &Global) {
     }
     if let Some(f) = &c.tlscafile {
         line(format!("tlscafile = \"{}\"", f.display()));
+    }
+    if c.datapath {
+        line("checkdatapath = yes".to_string());
     }
     line(format!("checktimeout = {}", c.checktimeout.as_secs()));
     line(format!(

@@ -6,6 +6,7 @@
 //! * [`signals`], [`notify`] (sd_notify), [`autoreload`] (changed file, `callback`).
 //! * [`control`]: the root-only JSON socket behind `ldirectord status` and `reload`.
 //! * [`run`]: the main loop around the director.
+//! * [`metrics`]: the optional Prometheus endpoint.
 
 pub mod autoreload;
 pub mod control;

@@ -224,6 +224,7 @@ pub fn check_spec(v: &Virtual, r: &Real) -> Result<CheckSpec, CheckSpecError> {
             addr: r.addr,
             port,
             protocol: protocol(v),
+            datapath: None,
         },
         timeouts: Timeouts {
             check: c.checktimeout,

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::check::{self, Engine, Jitter, Outcome, Report, ScheduledCheck, Scheduler};
-use crate::config::{Real, Virtual};
+use crate::config::{Endpoint, Real, Virtual};
 
 use super::check_spec::check_spec;
 use super::layout::RealId;
@@ -40,6 +40,22 @@ pub struct WantedCheck<'a> {
     pub id: RealId,
     pub virtual_server: &'a Virtual,
     pub real: &'a Real,
+    /// Check through the data path: the firewall mark of the real server's data-path
+    /// service (see [`super::datapath`]), which the kernel has.
+    pub datapath: Option<u32>,
+}
+
+/// The check of `w`, sent to the VIP with the data-path mark when it has one.
+pub fn wanted_spec(w: &WantedCheck<'_>) -> Result<check::CheckSpec, super::CheckSpecError> {
+    let mut spec = check_spec(w.virtual_server, w.real)?;
+    if let (Some(mark), Endpoint::Addr { addr, .. }) = (w.datapath, w.virtual_server.endpoint) {
+        spec.target.datapath = Some(check::spec::DataPath {
+            mark,
+            real: spec.target.addr,
+        });
+        spec.target.addr = addr.ip();
+    }
+    Ok(spec)
 }
 
 /// Runs checks on their schedule and sends each result as an [`Observation`] to the
@@ -110,7 +126,7 @@ impl HealthChecks for EngineChecks {
     fn set(&mut self, wanted: &[WantedCheck<'_>]) {
         let mut checks = Vec::with_capacity(wanted.len());
         for w in wanted {
-            match check_spec(w.virtual_server, w.real) {
+            match wanted_spec(w) {
                 Ok(spec) => checks.push(ScheduledCheck {
                     spec,
                     interval: w.virtual_server.check.checkinterval,

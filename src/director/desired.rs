@@ -70,6 +70,7 @@ pub fn desired(
             config.global.readdquiescent,
         ));
     }
+    services.extend(layout.datapath.desired());
     Desired {
         services,
         remove: retired.to_vec(),

@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::config::{self, Config, Endpoint, Forwarding, Virtual};
+
+use super::datapath::Datapath;
 use crate::ipvs::{Dest, DestKey, Forward, Netmask, Protocol, Service, ServiceFlags, ServiceKey};
 
 /// A real server of a virtual service, as the kernel identifies it: the key of health
@@ -94,6 +96,8 @@ pub enum Role {
 #[derive(Debug, Clone, Default)]
 pub struct Layout {
     pub virtuals: Vec<VirtualLayout>,
+    /// The firewall-mark services of checks through the data path.
+    pub datapath: Datapath,
     by_service: HashMap<ServiceKey, usize>,
     by_real: HashMap<RealId, Vec<(usize, usize)>>,
     by_check: HashMap<(ServiceKey, CheckIdentity), (usize, usize)>,
@@ -118,6 +122,7 @@ impl Layout {
         }
         Layout {
             virtuals,
+            datapath: Datapath::new(config),
             by_service,
             by_real,
             by_check,
@@ -170,8 +175,12 @@ impl Layout {
             .map(|_| Role::Fallback { virtual_index: vi })
     }
 
+    /// Every service the configuration manages: the virtuals' and the data-path ones.
     pub fn service_keys(&self) -> impl Iterator<Item = ServiceKey> + '_ {
-        self.virtuals.iter().map(|v| v.key)
+        self.virtuals
+            .iter()
+            .map(|v| v.key)
+            .chain(self.datapath.keys())
     }
 }
 

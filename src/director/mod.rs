@@ -52,11 +52,14 @@
 //! * [`metrics`]: counters only the run loop sees, for the Prometheus endpoint.
 //! * [`checks`]: the seam to the check engine: [`HealthChecks`] in, [`Observation`] out.
 //! * [`check_spec`]: the pure mapping of the configuration to a check (Perl `ld_setup`).
+//! * [`datapath`]: the firewall-mark services of checks through the data path
+//!   (`checkdatapath=yes`).
 
 pub mod alerts;
 pub mod check_spec;
 pub mod checks;
 mod command;
+pub mod datapath;
 pub mod desired;
 pub mod effects;
 mod error;

@@ -20,6 +20,7 @@ use crate::ipvs::{Backend, DestKey, IpvsError, Op, ServiceKey, Table, plan};
 
 use super::checks::{EngineChecks, HealthChecks, Observation, WantedCheck};
 use super::command::Command;
+use super::datapath::is_datapath;
 use super::desired::{FallbackNeed, desired};
 use super::effects::{AlertKind, Change, Effects};
 use super::error::DirectorError;
@@ -91,6 +92,9 @@ pub struct Director<B> {
     /// Services whose reals changed health since the last reconcile.
     dirty: HashSet<ServiceKey>,
     metrics: Metrics,
+    /// Marks of the data-path services found in the kernel at the last full read: only
+    /// their checks run.
+    datapath_present: HashSet<u32>,
 }
 
 impl<B: Backend> Director<B> {
@@ -122,6 +126,7 @@ impl<B: Backend> Director<B> {
             failing: HashMap::new(),
             dirty: HashSet::new(),
             metrics: Metrics::default(),
+            datapath_present: HashSet::new(),
         }
     }
 
@@ -230,6 +235,18 @@ impl<B: Backend> Director<B> {
     }
 
     async fn start(&mut self) -> Result<(), DirectorError> {
+        // Data-path services an earlier run left behind (its configuration differed).
+        let wanted: HashSet<ServiceKey> = self.layout.datapath.keys().collect();
+        let stale: Vec<ServiceKey> = self
+            .backend
+            .services()
+            .await
+            .map_err(|source| DirectorError::Kernel { source })?
+            .into_iter()
+            .map(|s| s.key)
+            .filter(|k| is_datapath(k) && !wanted.contains(k))
+            .collect();
+        self.retired.extend(stale);
         let actual = self
             .read_managed()
             .await
@@ -328,6 +345,8 @@ impl<B: Backend> Director<B> {
             .filter(|(vi, _)| self.layout.owns_service(*vi))
             .filter(|(vi, _)| self.config.virtuals.get(*vi).is_some_and(|v| v.cleanstop))
             .map(|(_, v)| v.key)
+            // no client traffic goes through a data-path service: always removed
+            .chain(self.layout.datapath.keys())
             .collect();
         if !clean.is_empty() {
             match self.read_managed().await {
@@ -367,10 +386,16 @@ impl<B: Backend> Director<B> {
             };
             for (ri, r) in v.reals.iter().enumerate() {
                 if let Some(real) = cv.reals.get(ri) {
+                    let datapath = self.layout.datapath.mark_of(vi, ri);
+                    // Without its service a marked check would be delivered to this host.
+                    if datapath.is_some_and(|m| !self.datapath_present.contains(&m)) {
+                        continue;
+                    }
                     wanted.push(WantedCheck {
                         id: r.id,
                         virtual_server: cv,
                         real,
+                        datapath,
                     });
                 }
             }
@@ -553,6 +578,20 @@ impl<B: Backend> Director<B> {
                 self.retrying = true;
             }
             return;
+        }
+        let present: HashSet<u32> = table
+            .services
+            .iter()
+            .filter_map(|(s, dests)| match s.key {
+                ServiceKey::Fwmark { mark, .. } if is_datapath(&s.key) && !dests.is_empty() => {
+                    Some(mark)
+                }
+                _ => None,
+            })
+            .collect();
+        if present != self.datapath_present && self.phase != Phase::Stopping {
+            self.datapath_present = present;
+            self.set_checks();
         }
         self.kernel_weights = weights(table);
         self.kernel.in_sync = pending == 0;

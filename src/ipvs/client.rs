@@ -245,21 +245,31 @@ impl IpvsClient {
         self.round_trip(self.family_id, requests).await
     }
 
-    /// One request; its data frames decoded, or the kernel's errno read for `subject`.
-    async fn one(
+    /// One request; its data frames, or the kernel's errno read for `subject`.
+    async fn one_frames(
         &mut self,
         expect: Expect,
         request: IpvsMessage,
         subject: Subject,
-    ) -> Result<Vec<IpvsMessage>, IpvsError> {
+    ) -> Result<Vec<Vec<u8>>, IpvsError> {
         let outcome = self
             .ipvs_round_trip(vec![(expect, request)])
             .await?
             .into_iter()
             .next()
             .ok_or_else(|| IpvsError::Protocol("no outcome for a request".into()))?;
-        let frames = outcome.map_err(|errno| IpvsError::from_errno(errno, subject))?;
-        frames
+        outcome.map_err(|errno| IpvsError::from_errno(errno, subject))
+    }
+
+    /// One request; its data frames decoded.
+    async fn one(
+        &mut self,
+        expect: Expect,
+        request: IpvsMessage,
+        subject: Subject,
+    ) -> Result<Vec<IpvsMessage>, IpvsError> {
+        self.one_frames(expect, request, subject)
+            .await?
             .iter()
             .map(|f| decode::<IpvsMessage>(f).map_err(|e| IpvsError::Protocol(e.to_string())))
             .collect()
@@ -279,17 +289,17 @@ impl Backend for IpvsClient {
     }
 
     async fn dests(&mut self, service: &ServiceKey) -> Result<Vec<Dest>, IpvsError> {
-        let replies = self
-            .one(
+        let frames = self
+            .one_frames(
                 Expect::Dump,
                 convert::get_dests_request(service),
                 Subject::Service,
             )
             .await?;
         let family = service.family();
-        replies
+        frames
             .iter()
-            .map(|m| convert::dest_from_reply(m, family))
+            .map(|f| convert::dest_from_frame(f, family))
             .collect()
     }
 

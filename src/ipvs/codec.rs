@@ -401,7 +401,7 @@ fn plain(buf: &NlaBuffer<&[u8]>) -> bool {
 
 /// Whether the flag bits fit the attribute: `NLA_F_NESTED` is allowed on nests only, and
 /// `NLA_F_NET_BYTEORDER` never. Misfits are kept raw rather than guessed at.
-fn flags_fit(buf: &NlaBuffer<&[u8]>, is_nest: bool) -> bool {
+pub(crate) fn flags_fit(buf: &NlaBuffer<&[u8]>, is_nest: bool) -> bool {
     !buf.network_byte_order_flag() && (is_nest || !buf.nested_flag())
 }
 

@@ -14,7 +14,7 @@ use super::codec::{
 use super::error::IpvsError;
 use super::model::{
     Daemon, DaemonState, Dest, DestKey, Family, Forward, Info, Netmask, Protocol, Service,
-    ServiceFlags, ServiceKey, Stats, Timeouts, Tunnel, TunnelFlags, TunnelType,
+    ServiceFlags, ServiceKey, Stats, Timeouts, TunnelFlags, TunnelType,
 };
 use super::op::Op;
 
@@ -88,28 +88,36 @@ pub fn service_attrs(service: &Service) -> Vec<SvcAttr> {
 }
 
 fn stats_from(nest: &Nested<StatsAttr>) -> Stats {
+    fold_stats(nest.attrs.iter())
+}
+
+fn fold_stats<'a>(attrs: impl Iterator<Item = &'a StatsAttr>) -> Stats {
     let mut stats = Stats::default();
-    for attr in &nest.attrs {
-        let (kind, value) = match attr {
-            StatsAttr::U32(k, v) => (*k, u64::from(*v)),
-            StatsAttr::U64(k, v) => (*k, *v),
-            StatsAttr::Other(_) => continue,
-        };
-        let slot = match kind {
-            StatKind::Conns => &mut stats.conns,
-            StatKind::InPkts => &mut stats.inpkts,
-            StatKind::OutPkts => &mut stats.outpkts,
-            StatKind::InBytes => &mut stats.inbytes,
-            StatKind::OutBytes => &mut stats.outbytes,
-            StatKind::Cps => &mut stats.cps,
-            StatKind::InPps => &mut stats.inpps,
-            StatKind::OutPps => &mut stats.outpps,
-            StatKind::InBps => &mut stats.inbps,
-            StatKind::OutBps => &mut stats.outbps,
-        };
-        *slot = value;
+    for attr in attrs {
+        add_stat(&mut stats, attr);
     }
     stats
+}
+
+fn add_stat(stats: &mut Stats, attr: &StatsAttr) {
+    let (kind, value) = match attr {
+        StatsAttr::U32(k, v) => (*k, u64::from(*v)),
+        StatsAttr::U64(k, v) => (*k, *v),
+        StatsAttr::Other(_) => return,
+    };
+    let slot = match kind {
+        StatKind::Conns => &mut stats.conns,
+        StatKind::InPkts => &mut stats.inpkts,
+        StatKind::OutPkts => &mut stats.outpkts,
+        StatKind::InBytes => &mut stats.inbytes,
+        StatKind::OutBytes => &mut stats.outbytes,
+        StatKind::Cps => &mut stats.cps,
+        StatKind::InPps => &mut stats.inpps,
+        StatKind::OutPps => &mut stats.outpps,
+        StatKind::InBps => &mut stats.inbps,
+        StatKind::OutBps => &mut stats.outbps,
+    };
+    *slot = value;
 }
 
 /// The `STATS64` nest for these counters (what a kernel ≥ 4.1 sends).
@@ -260,46 +268,138 @@ pub fn dest_dump_attrs(dest: &Dest) -> Vec<DestAttr> {
     ]
 }
 
-/// A destination from a `NEW_DEST` reply; `service_family` is used when the kernel does
-/// not say the destination's own family (kernels before 3.18).
-pub fn dest_from_attrs(attrs: &[DestAttr], service_family: Family) -> Result<Dest, IpvsError> {
-    let mut dest = Dest::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0, Forward::Masq, 0);
-    let (mut addr, mut port, mut family) = (None, None, None);
-    let (mut stats32, mut stats64) = (None, None);
-    let mut tunnel = Tunnel::default();
-    for attr in attrs {
+/// A destination's attributes, gathered one at a time (by [`dest_from_attrs`] from a
+/// parsed nest, and by [`dest_from_frame`] straight from the bytes).
+struct DestFold {
+    dest: Dest,
+    addr: Option<Vec<u8>>,
+    port: Option<u16>,
+    family: Option<u16>,
+    stats32: Option<Stats>,
+    stats64: Option<Stats>,
+}
+
+impl DestFold {
+    fn new() -> DestFold {
+        DestFold {
+            dest: Dest::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0, Forward::Masq, 0),
+            addr: None,
+            port: None,
+            family: None,
+            stats32: None,
+            stats64: None,
+        }
+    }
+
+    fn take(&mut self, attr: &DestAttr) {
+        let d = &mut self.dest;
         match attr {
-            DestAttr::Addr(v) => addr = Some(v.as_slice()),
-            DestAttr::Port(v) => port = Some(*v),
-            DestAttr::FwdMethod(v) => dest.forward = Forward::from_wire(*v),
-            DestAttr::Weight(v) => dest.weight = *v as i32,
-            DestAttr::UThresh(v) => dest.upper_threshold = *v,
-            DestAttr::LThresh(v) => dest.lower_threshold = *v,
-            DestAttr::ActiveConns(v) => dest.active_conns = *v,
-            DestAttr::InactConns(v) => dest.inactive_conns = *v,
-            DestAttr::PersistConns(v) => dest.persist_conns = *v,
-            DestAttr::Stats(n) => stats32 = Some(n),
-            DestAttr::AddrFamily(v) => family = Some(*v),
-            DestAttr::Stats64(n) => stats64 = Some(n),
-            DestAttr::TunType(v) => tunnel.kind = TunnelType::from_wire(*v),
-            DestAttr::TunPort(v) => tunnel.port = *v,
-            DestAttr::TunFlags(v) => tunnel.flags = TunnelFlags(*v),
+            DestAttr::Addr(v) => self.addr = Some(v.clone()),
+            DestAttr::Port(v) => self.port = Some(*v),
+            DestAttr::FwdMethod(v) => d.forward = Forward::from_wire(*v),
+            DestAttr::Weight(v) => d.weight = *v as i32,
+            DestAttr::UThresh(v) => d.upper_threshold = *v,
+            DestAttr::LThresh(v) => d.lower_threshold = *v,
+            DestAttr::ActiveConns(v) => d.active_conns = *v,
+            DestAttr::InactConns(v) => d.inactive_conns = *v,
+            DestAttr::PersistConns(v) => d.persist_conns = *v,
+            DestAttr::Stats(n) => self.stats32 = Some(stats_from(n)),
+            DestAttr::AddrFamily(v) => self.family = Some(*v),
+            DestAttr::Stats64(n) => self.stats64 = Some(stats_from(n)),
+            DestAttr::TunType(v) => d.tunnel.kind = TunnelType::from_wire(*v),
+            DestAttr::TunPort(v) => d.tunnel.port = *v,
+            DestAttr::TunFlags(v) => d.tunnel.flags = TunnelFlags(*v),
             DestAttr::Other(_) => {}
         }
     }
-    let family = match family {
-        Some(af) => Family::from_af(af)
-            .ok_or_else(|| malformed(&format!("destination with unknown AF {af}")))?,
-        None => service_family,
+
+    fn finish(self, service_family: Family) -> Result<Dest, IpvsError> {
+        let mut dest = self.dest;
+        let family = match self.family {
+            Some(af) => Family::from_af(af)
+                .ok_or_else(|| malformed(&format!("destination with unknown AF {af}")))?,
+            None => service_family,
+        };
+        let addr = self
+            .addr
+            .ok_or_else(|| malformed("destination without ADDR"))?;
+        dest.addr = addr_from(&addr, family)?;
+        dest.port = self
+            .port
+            .ok_or_else(|| malformed("destination without PORT"))?;
+        dest.stats = self.stats64.or(self.stats32).unwrap_or_default();
+        Ok(dest)
+    }
+}
+
+/// A destination from a `NEW_DEST` reply; `service_family` is used when the kernel does
+/// not say the destination's own family (kernels before 3.18).
+pub fn dest_from_attrs(attrs: &[DestAttr], service_family: Family) -> Result<Dest, IpvsError> {
+    let mut fold = DestFold::new();
+    for attr in attrs {
+        fold.take(attr);
+    }
+    fold.finish(service_family)
+}
+
+/// `dest_from_reply(&decode(frame)?, family)` without building the attribute tree: the
+/// hot path of listing large tables, where destinations outnumber everything else. Same
+/// per-attribute parsers, so the same answers and the same errors; a property test and
+/// the fuzz target hold the two paths together.
+pub fn dest_from_frame(frame: &[u8], service_family: Family) -> Result<Dest, IpvsError> {
+    use netlink_packet_core::{NetlinkBuffer, NlaBuffer, NlasIterator};
+    let bad = |e: netlink_packet_core::DecodeError| IpvsError::Protocol(e.to_string());
+    let header = NetlinkBuffer::new_checked(frame).map_err(bad)?;
+    if matches!(header.message_type(), 1..=4) {
+        return Err(malformed(
+            "expected a generic netlink message, got a control message",
+        ));
+    }
+    let payload = header.payload();
+    let (Some(&cmd), Some(attrs)) = (payload.first(), payload.get(4..)) else {
+        return Err(malformed("generic netlink header too short"));
     };
-    dest.addr = addr_from(
-        addr.ok_or_else(|| malformed("destination without ADDR"))?,
-        family,
-    )?;
-    dest.port = port.ok_or_else(|| malformed("destination without PORT"))?;
-    dest.tunnel = tunnel;
-    dest.stats = stats64.or(stats32).map(stats_from).unwrap_or_default();
-    Ok(dest)
+    let cmd = IpvsCmd::from(cmd);
+    let mut fold = None;
+    for nla in NlasIterator::new(attrs) {
+        let nla = nla.map_err(bad)?;
+        let dest_nest = cmd != IpvsCmd::SetInfo && nla.kind() == 2 && codec_flags_fit(&nla, true);
+        if !(dest_nest && fold.is_none()) {
+            IpvsAttr::parse(&nla, cmd).map_err(bad)?;
+            continue;
+        }
+        let mut f = DestFold::new();
+        for inner in NlasIterator::new(nla.value()) {
+            let inner: NlaBuffer<&[u8]> = inner.map_err(bad)?;
+            let stats_nest = matches!(inner.kind(), 10 | 12) && codec_flags_fit(&inner, true);
+            if stats_nest {
+                let mut stats = Stats::default();
+                for s in NlasIterator::new(inner.value()) {
+                    add_stat(
+                        &mut stats,
+                        &StatsAttr::parse(&s.map_err(bad)?).map_err(bad)?,
+                    );
+                }
+                if inner.kind() == 10 {
+                    f.stats32 = Some(stats);
+                } else {
+                    f.stats64 = Some(stats);
+                }
+            } else {
+                f.take(&DestAttr::parse(&inner).map_err(bad)?);
+            }
+        }
+        fold = Some(f);
+    }
+    if cmd != IpvsCmd::NewDest {
+        return Err(malformed(&format!("expected a NewDest reply, got {cmd:?}")));
+    }
+    fold.ok_or_else(|| malformed("NEW_DEST reply without DEST"))?
+        .finish(service_family)
+}
+
+fn codec_flags_fit(buf: &netlink_packet_core::NlaBuffer<&[u8]>, is_nest: bool) -> bool {
+    super::codec::flags_fit(buf, is_nest)
 }
 
 /// `NEW_DAEMON` attributes in libipvs's order; options left `None` are not sent.
@@ -514,6 +614,7 @@ pub fn timeouts_from_reply(msg: &IpvsMessage) -> Result<Timeouts, IpvsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ipvs::model::Tunnel;
 
     #[test]
     fn services_survive_the_wire() {

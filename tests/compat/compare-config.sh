@@ -25,10 +25,11 @@ else
   files=(config-examples/*.cf tests/fixtures/invalid/*.cf tests/fixtures/warnings/*.cf "$HERE"/cases/*.cf)
 fi
 
-declare -A known=()
+declare -A known=() why=()
 while IFS=$'\t' read -r file ours perl reason; do
   [[ -z $file || $file == \#* ]] && continue
   known[$file]="$ours $perl"
+  why[$file]=$reason
 done <"$KNOWN"
 
 verdict() {
@@ -54,7 +55,7 @@ for f in "${files[@]}"; do
     fi
   elif [[ ${known[$f]:-} == "$ours $perl" ]]; then
     listed=$((listed + 1))
-    echo "known   $f: ours: ${ours}, Perl: ${perl}"
+    echo "known   $f: ours: ${ours}, Perl: ${perl} (${why[$f]})"
   else
     unexpected=$((unexpected + 1))
     echo "DIFFER  $f: ours: ${ours}, Perl: ${perl}"

@@ -32,7 +32,7 @@ dependency_list() {
 
 fetch() {
   [[ -x $PERL_LDIRECTORD ]] && return 0
-  command -v apt-get >/dev/null && command -v dpkg >/dev/null || die "needs apt-get and dpkg"
+  if ! command -v apt-get >/dev/null || ! command -v dpkg >/dev/null; then die "needs apt-get and dpkg"; fi
   mkdir -p "$DEBS"
   exec 9>"$CACHE/.lock"
   flock 9
@@ -55,7 +55,8 @@ fetch() {
   [[ -x $ROOT.tmp/usr/sbin/ldirectord ]] || die "no usr/sbin/ldirectord in the fetched packages"
   rm -rf "$ROOT"
   mv "$ROOT.tmp" "$ROOT"
-  echo "perl-ldirectord: unpacked $(ls "$DEBS"/*.deb | wc -l) packages into $ROOT" >&2
+  local debs=("$DEBS"/*.deb)
+  echo "perl-ldirectord: unpacked ${#debs[@]} packages into $ROOT" >&2
 }
 
 setup_env() {

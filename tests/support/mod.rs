@@ -32,6 +32,7 @@ pub fn spec(kind: CheckKind, addr: SocketAddr, protocol: Protocol, timeout: Dura
             addr: addr.ip(),
             port: addr.port(),
             protocol,
+            datapath: None,
         },
         timeouts: Timeouts {
             check: timeout,

@@ -2,8 +2,10 @@
 # bench-director.sh — this ldirectord against the Perl one and against ipvsadm -R, in one VM
 # run (issue #6, item 8). Timings under TCG emulation: compare within one run only.
 #
-#   tests/vm/bench-director.sh [-n TRIALS]
+#   tests/vm/bench-director.sh [-n TRIALS] [--debug]
 #
+# --debug measures the debug build (no release build needed; slower, so the figures are a
+# bound on ours).
 # On the host: builds ldirectord in release mode, fetches the Perl ldirectord
 # (tests/compat/perl-ldirectord.sh; the VM has no network), boots the VM. Inside:
 #   1. start -> fully programmed table, 10 virtuals x 10 live real servers: Perl, then ours
@@ -14,9 +16,11 @@
 set -euo pipefail
 VM_DIR=$(cd "$(dirname "$0")" && pwd)
 TRIALS=20
+PROFILE=release
 while (($#)); do
   case $1 in
     -n) TRIALS=$2; shift 2 ;;
+    --debug) PROFILE=debug; shift ;;
     --in-vm) break ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument $1" >&2; exit 2 ;;
@@ -26,9 +30,9 @@ done
 if [[ ${1:-} != --in-vm ]]; then
   cd "$VM_DIR/../.."
   command -v jq > /dev/null || apt-get install -y -q jq > /dev/null
-  cargo build --release --bin ldirectord
+  if [[ $PROFILE == release ]]; then cargo build --release --bin ldirectord; else cargo build --bin ldirectord; fi
   target=$(cargo metadata --no-deps --format-version 1 | jq -r .target_directory)
-  export LDIRECTORD_BIN=$target/release/ldirectord
+  export LDIRECTORD_BIN=$target/$PROFILE/ldirectord BENCH_PROFILE=$PROFILE
   # the VM has no network: fetch the Perl ldirectord here (it is cached under $HOME)
   tests/compat/perl-ldirectord.sh --fetch > /dev/null
   export BENCH_TRIALS=$TRIALS
@@ -167,6 +171,6 @@ result "ratio ours / ipvsadm -R" "$(awk -v o="$big_time" -v r="$restore_time" 'B
 ipvsadm -C
 
 echo
-echo "| measure (QEMU TCG, kernel $LDIRECTORD_VM_KERNEL) | value |"
+echo "| measure (QEMU TCG, kernel $LDIRECTORD_VM_KERNEL, ${BENCH_PROFILE:-release} build) | value |"
 echo "|---|---|"
 printf '%s\n' "${RESULTS[@]}"

@@ -4,11 +4,14 @@
 # On the host: builds the ldirectord binary and the kernel test binaries (tests/kernel*.rs)
 # with cargo — programs run about 10x slower in the VM — then boots the VM once (vm.sh) and,
 # inside it as root, runs one after the other:
-#   * every kernel test binary with --ignored --test-threads=1 (their tests are
+#   * every kernel test binary with --ignored --test-threads=1 --nocapture (their tests are
 #     #[ignore]d so that a plain `cargo test` never touches a host's IPVS table);
 #   * every script suite tests/vm/suites/*.sh (see lib.sh).
 # --only REGEX keeps the items whose name matches. Each item must leave the VM clean (empty
 # IPVS table, topology down); one that does not fails. Logs go to <target>/vm-suite/.
+# Bounds: 2700 s per item, 3600 s for the whole VM run (-t). The differential test's 200
+# tables cost about 45 process starts each, ~80 ms apiece under TCG on an idle host (an
+# estimate: a loaded host makes every figure several times worse).
 # Prints a summary and "N passed, N failed"; exits non-zero on any failure, and 125 when the VM
 # cannot run here.
 #
@@ -18,8 +21,8 @@ set -euo pipefail
 VM_DIR=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$VM_DIR/../.." && pwd)
 ONLY=
-TIMEOUT=2400
-ITEM_TIMEOUT=1200
+TIMEOUT=3600
+ITEM_TIMEOUT=2700
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -34,7 +37,7 @@ in_vm() {
     echo
     echo "=== $name"
     t=$(now)
-    local -a run=("$item" --ignored --test-threads=1)
+    local -a run=("$item" --ignored --test-threads=1 --nocapture)
     [[ $item == *.sh ]] && run=(bash "$item")
     set +e
     timeout "$ITEM_TIMEOUT" "${run[@]}" 2>&1 | tee "$log"
@@ -87,8 +90,8 @@ results=$target/vm-suite
 rm -rf "$results"
 mkdir -p "$results"
 
-echo "=== host build (cargo build --bin ldirectord; cargo test --no-run)"
-cargo build --bin ldirectord
+echo "=== host build (cargo build --bin ldirectord --example ipvs-restore; cargo test --no-run)"
+cargo build --bin ldirectord --example ipvs-restore
 cargo test --no-run --tests --message-format=json-render-diagnostics > "$results/build.json"
 {
   jq -r 'select(.reason == "compiler-artifact" and .executable != null
