@@ -16,12 +16,19 @@ BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/lib.sh
 . "$BENCH_DIR/lib.sh"
 RUN=${BENCH_RUN:?} LD=${LDIRECTORD_BIN:?} TOOL=${COMPARE_TOOL:?}
-PERL=$BENCH_DIR/../tests/compat/perl-ldirectord.sh
+PERL=${BENCH_ROOT:?}/tests/compat/perl-ldirectord.sh
 CONF=$RUN/conf LOGS=$RUN/logs RESULTS=$RUN/results.tsv
-CAP=${BENCH_PERL_CAP:-600} REPEATS=${BENCH_REPEATS:-3}
+CAP=${BENCH_PERL_CAP:-600} REPEATS=${BENCH_REPEATS:-3} PERL_REPEATS=${BENCH_PERL_REPEATS:-3}
 INTERVAL=${BENCH_CHECKINTERVAL:-5}
 # Our own limit: far above any expected figure, so that a hang fails instead of blocking.
-OURS_CAP=900
+OURS_CAP=${BENCH_OURS_CAP:-1800}
+# The whole measuring ends within BENCH_BUDGET seconds (0: no limit), counted here (the
+# guest's clock, not the host's): every measurement that would start too late is recorded
+# as "skip:budget" and the caps shrink to what is left, so the VM always comes back with
+# what was measured.
+DEADLINE=0
+((${BENCH_BUDGET:-0} > 0)) && DEADLINE=$((EPOCHSECONDS + BENCH_BUDGET))
+RESERVE=20
 CTL=http://172.30.0.2
 WORK=/tmp/bench
 mkdir -p "$WORK"
@@ -29,6 +36,13 @@ mkdir -p "$WORK"
 say() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$RESULTS"; say "result: $1 $2 N=$3: $4"; }
 ctl() { curl -fsS --max-time 10 "$CTL/$1"; }
+
+# seconds left before the deadline (minus a reserve for stopping and clearing)
+left() { if ((DEADLINE)); then echo $((DEADLINE - EPOCHSECONDS - RESERVE)); else echo 999999; fi; }
+# have_time S: true when at least S seconds are left
+have_time() { (($(left) >= $1)); }
+# capped LIMIT: LIMIT, or what is left of the run when that is less (at least 1)
+capped() { local l; l=$(left); ((l < $1)) && { ((l > 1)) && echo "$l" || echo 1; } || echo "$1"; }
 
 {
   printf 'vm_cpu\t%s\n' "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
@@ -121,21 +135,35 @@ restore() {  # restore N: ipvsadm -R of the N table; prints its seconds
 }
 
 # --- 1. cold start to a fully programmed table -------------------------------------------
+# Repeat 1 of every size first, then the further repeats while the first half of the time
+# budget lasts: when time runs short, every size has a figure. The Perl ldirectord repeats
+# only PERL_REPEATS times and stops at the first size over its cap; a size is not run either
+# when the previous one took more than a tenth of the cap (its checks run one real after
+# another, so ten times the reals take ten times as long at least).
 measure_starts() {
-  local n i v perl_over=""
-  for n in $BENCH_SIZES; do
-    for ((i = 1; i <= REPEATS; i++)); do
+  local n i v t0 perl_over="" perl_prev="" share_end
+  local -A took=()
+  share_end=$((EPOCHSECONDS + ($(left) / 2)))
+  for ((i = 1; i <= REPEATS; i++)); do
+    for n in $BENCH_SIZES; do
+      if ((i > 1 && EPOCHSECONDS + ${took[$n]:-0} > share_end)) || ! have_time 30; then
+        record start ours "$n" skip:budget; continue
+      fi
       say "start: N=$n, repeat $i/$REPEATS"
-      v=$(start ours "$n" "$OURS_CAP"); stop ours "$n"; record start ours "$n" "$v"
+      t0=$EPOCHSECONDS
+      v=$(start ours "$n" "$(capped "$OURS_CAP")"); stop ours "$n"; record start ours "$n" "$v"
       v=$(restore "$n"); ipvsadm -C; record start ipvsadm "$n" "$v"
-      if [[ " $BENCH_PERL_SIZES " == *" $n "* ]]; then
-        if [[ -n $perl_over ]]; then
-          # A smaller table already took longer than the cap: this one is not run.
-          ((i == 1)) && record start perl "$n" "cap:$CAP:notrun:$perl_over"
-        else
-          v=$(start perl "$n" "$CAP"); stop perl "$n"; record start perl "$n" "$v"
-          # One run over the cap is enough to say so; the next sizes are over it too.
-          [[ $v == cap:* ]] && { perl_over=$n; break; }
+      ((i == 1)) && took[$n]=$((EPOCHSECONDS - t0))
+      [[ " $BENCH_PERL_SIZES " == *" $n "* ]] || continue
+      if [[ -n $perl_over ]]; then
+        ((i == 1)) && record start perl "$n" "cap:$CAP:notrun:$perl_over"
+      elif ((i == 1)) && [[ -n $perl_prev ]] && greater "$(awk -v p="${perl_prev#*:}" 'BEGIN { print p * 10 }')" "$CAP"; then
+        perl_over=${perl_prev%%:*}:${perl_prev#*:}
+        record start perl "$n" "cap:$CAP:notrun:$perl_over"
+      elif ((i <= PERL_REPEATS)) && have_time 60; then
+        v=$(start perl "$n" "$(capped "$CAP")"); stop perl "$n"; record start perl "$n" "$v"
+        if [[ $v == cap:* ]]; then perl_over=$n
+        elif [[ $v != fail:* ]] && ((i == 1)); then perl_prev=$n:$v
         fi
       fi
     done
@@ -148,20 +176,22 @@ measure_starts() {
 # kernel operations the daemon logged for the reload.
 OP_LINES='(Added|Deleted|Changed|Purged|Quiescent|Restored|Readd Quiescent) (real|virtual|fallback) server'
 measure_reload() {
-  local sys=$1 n=$2 cf=$CONF/$1-$2.cf v lines t0 t1 w last new ops i
+  local sys=$1 n=$2 repeats=$3 cf=$CONF/$1-$2.cf base v lines t0 t1 w last new ops i
+  base=$([[ $sys == perl ]] && echo "$CAP" || echo "$OURS_CAP")
   cp "$cf" "$cf.orig"
   last=$((n / 10 - 1))
   new=$(real_addr "$last" 10)
-  for ((i = 1; i <= REPEATS; i++)); do
-    say "reload: $sys N=$n, repeat $i/$REPEATS"
-    v=$(start "$sys" "$n" "$CAP")
+  for ((i = 1; i <= repeats; i++)); do
+    if ! have_time 60; then record reload_time "$sys" "$n" skip:budget; return 0; fi
+    say "reload: $sys N=$n, repeat $i/$repeats"
+    v=$(start "$sys" "$n" "$(capped "$base")")
     if [[ $v == cap:* || $v == fail:* ]]; then
       stop "$sys" "$n"; cp "$cf.orig" "$cf"
       record reload_time "$sys" "$n" "$v"; return 0
     fi
     sleep 1
     lines=$(wc -l < "$WORK/$sys-$n.log")
-    "$TOOL" wait-dest "$(service_of "$last")" "$new:80" present "$CAP" > "$WORK/wait" &
+    "$TOOL" wait-dest "$(service_of "$last")" "$new:80" present "$(capped "$base")" > "$WORK/wait" &
     w=$!
     cp "$cf.plus1" "$cf.tmp" && mv "$cf.tmp" "$cf"
     t0=$(now)
@@ -177,7 +207,7 @@ measure_reload() {
     tail -n +$((lines + 1)) "$WORK/$sys-$n.log" > "$LOGS/$sys-$n.reload.$i.log"
     stop "$sys" "$n"
     cp "$cf.orig" "$cf"
-    if [[ $t1 == timeout ]]; then record reload_time "$sys" "$n" "cap:$CAP"
+    if [[ $t1 == timeout ]]; then record reload_time "$sys" "$n" "cap:$(capped "$base")"
     else record reload_time "$sys" "$n" "$(span "$t0" "$t1")"; fi
     record reload_ops "$sys" "$n" "$ops"
   done
@@ -185,26 +215,30 @@ measure_reload() {
 
 # --- 3. detection: a real's death to its removal -----------------------------------------
 measure_detection() {
-  local sys=$1 n=$2 trials=$3 v i vi ri addr svc t_dead t_gone
+  local sys=$1 n=$2 trials=$3 base v i vi ri addr svc t_dead t_gone
+  base=$([[ $sys == perl ]] && echo "$CAP" || echo "$OURS_CAP")
+  if ! have_time 60; then record detect "$sys" "$n" skip:budget; return 0; fi
   say "detection: $sys N=$n, $trials trials"
-  v=$(start "$sys" "$n" "$CAP")
+  v=$(start "$sys" "$n" "$(capped "$base")")
   if [[ $v == cap:* || $v == fail:* ]]; then stop "$sys" "$n"; record detect "$sys" "$n" "$v"; return 0; fi
   : > "$WORK/detect"
   for ((i = 1; i <= trials; i++)); do
+    have_time $((INTERVAL * 3)) || break
     vi=$((RANDOM % (n / 10))) ri=$((RANDOM % 10))
     addr=$(real_addr "$vi" "$ri") svc=$(service_of "$vi")
     sleep_random "$INTERVAL"
-    "$TOOL" wait-dest "$svc" "$addr:80" absent "$CAP" > "$WORK/wait" &
+    "$TOOL" wait-dest "$svc" "$addr:80" absent "$(capped "$base")" > "$WORK/wait" &
     t_dead=$(ctl "__dead/$addr")
     wait $! || true
     t_gone=$(< "$WORK/wait")
     ctl "__alive/$addr" > /dev/null
-    if [[ $t_gone == timeout ]]; then echo "cap:$CAP" >> "$WORK/detect"; continue; fi
+    if [[ $t_gone == timeout ]]; then echo "cap:$(capped "$base")" >> "$WORK/detect"; continue; fi
     span "$t_dead" "$t_gone" >> "$WORK/detect"
-    "$TOOL" wait-dest "$svc" "$addr:80" present "$CAP" > /dev/null || true
+    "$TOOL" wait-dest "$svc" "$addr:80" present "$(capped "$base")" > /dev/null || true
   done
   stop "$sys" "$n"
   while read -r v; do [[ -n $v ]] && record detect "$sys" "$n" "$v"; done < "$WORK/detect"
+  return 0
 }
 
 # --- 4. the check cycle with 100 black holes in 1,000 ------------------------------------
@@ -212,16 +246,17 @@ measure_detection() {
 # hole's "is down" line. Perl: a steady-state pass, from the period between two checks of
 # the same live real (10.64.0.2, checked right after the first black hole) minus the
 # checkinterval Perl sleeps between passes.
-measure_cycle() {
+measure_cycle_ours() {
   local n=$BENCH_CYCLE_N holes=$((BENCH_CYCLE_N / 10)) i v f first t_end
   black_holes on
   for ((i = 1; i <= REPEATS; i++)); do
+    if ! have_time 60; then record cycle ours "$n" skip:budget; break; fi
     say "cycle: ours N=$n with $holes black holes, repeat $i/$REPEATS"
     ctl __reset > /dev/null
     rm -f "$WORK/ours-$n.log"
-    "$TOOL" follow "$WORK/ours-$n.log" " is down" "$holes" "$OURS_CAP" > "$WORK/follow" &
+    "$TOOL" follow "$WORK/ours-$n.log" " is down" "$holes" "$(capped "$OURS_CAP")" > "$WORK/follow" &
     f=$!
-    v=$(start ours "$n" "$OURS_CAP" $((n - holes)))
+    v=$(start ours "$n" "$(capped "$OURS_CAP")" $((n - holes)))
     wait "$f" || true
     t_end=$(< "$WORK/follow")
     first=$(ctl __stats | awk '$1 == "first" { print $2 }')
@@ -230,30 +265,37 @@ measure_cycle() {
     if [[ $t_end == timeout ]]; then record cycle ours "$n" "cap:$OURS_CAP"
     else record cycle ours "$n" "$(span "$first" "$t_end")"; fi
   done
-  if ((BENCH_PERL_CYCLE)); then
-    say "cycle: perl N=$n with $holes black holes (one steady-state pass)"
-    ctl __reset > /dev/null
-    ctl __watch/10.64.0.2 > /dev/null
-    "$PERL" "$CONF/perl-$n.cf" start >> "$LOGS/perl-start.out" 2>&1 || true
-    local t0 times
-    t0=$(now)
-    times=()
-    while ((${#times[@]} < 3)) && ! greater "$(elapsed "$t0")" "$((CAP * 3))"; do
-      sleep 2
-      read -ra times <<< "$(ctl __stats | awk '$1 == "watch" { $1 = ""; print }')"
-    done
-    stop perl "$n"
-    if ((${#times[@]} < 3)); then record cycle perl "$n" "cap:$((CAP * 3))"
-    else record cycle perl "$n" "$(awk -v a="${times[1]}" -v b="${times[2]}" -v i="$INTERVAL" 'BEGIN { printf "%.3f", b - a - i }')"; fi
-  fi
   black_holes off
+}
+measure_cycle_perl() {
+  local n=$BENCH_PERL_CYCLE_N holes=$((BENCH_PERL_CYCLE_N / 10)) limit t0 times
+  if ! have_time 120; then record cycle perl "$n" skip:budget; return 0; fi
+  # two passes at least: each black hole costs a checktimeout, one after another
+  limit=$(capped $((CAP * 3)))
+  say "cycle: perl N=$n with $holes black holes (one steady-state pass, limit ${limit}s)"
+  black_holes on
+  ctl __reset > /dev/null
+  ctl __watch/10.64.0.2 > /dev/null
+  "$PERL" "$CONF/perl-$n.cf" start >> "$LOGS/perl-start.out" 2>&1 || true
+  t0=$(now)
+  times=()
+  while ((${#times[@]} < 3)) && ! greater "$(elapsed "$t0")" "$limit"; do
+    sleep 2
+    read -ra times <<< "$(ctl __stats | awk '$1 == "watch" { $1 = ""; print }')"
+  done
+  stop perl "$n"
+  black_holes off
+  if ((${#times[@]} < 3)); then record cycle perl "$n" "cap:$limit"
+  else record cycle perl "$n" "$(awk -v a="${times[1]}" -v b="${times[2]}" -v i="$INTERVAL" 'BEGIN { printf "%.3f", b - a - i }')"; fi
 }
 
 # --- 5. CPU per 1,000 checks, idle and peak RSS ------------------------------------------
 measure_resources() {
-  local sys=$1 n=$2 window=$3 v pid c0 c1 r0 r1 hz
+  local sys=$1 n=$2 window=$3 base v pid c0 c1 r0 r1 hz
+  base=$([[ $sys == perl ]] && echo "$CAP" || echo "$OURS_CAP")
+  if ! have_time $((window + INTERVAL + 60)); then record cpu_per_1k "$sys" "$n" skip:budget; return 0; fi
   say "resources: $sys N=$n, window ${window}s"
-  v=$(start "$sys" "$n" "$CAP")
+  v=$(start "$sys" "$n" "$(capped "$base")")
   if [[ $v == cap:* || $v == fail:* ]]; then stop "$sys" "$n"; record cpu_per_1k "$sys" "$n" "$v"; return 0; fi
   pid=$(pid_of "$sys-$n.cf")
   hz=$(clock_hz)
@@ -271,14 +313,22 @@ measure_resources() {
 # --- 6. listing 100,000 destinations -----------------------------------------------------
 measure_list() {
   local n=$1 v i t0
+  if ! have_time 120; then record list ours "$n" skip:budget; return 0; fi
   say "list: N=$n"
   v=$(restore "$n")
   [[ $v == fail:* ]] && { record list ours "$n" "$v"; record list ipvsadm "$n" "$v"; ipvsadm -C; return 0; }
   for ((i = 1; i <= REPEATS; i++)); do
-    t0=$(now); "$LD" list -n > "$WORK/list.ours"; record list ours "$n" "$(elapsed "$t0")"
-    t0=$(now); ipvsadm -Ln > "$WORK/list.ipvsadm"; record list ipvsadm "$n" "$(elapsed "$t0")"
+    have_time 30 || break
+    if ((i % 2)); then
+      t0=$(now); "$LD" list -n > "$WORK/list.ours"; record list ours "$n" "$(elapsed "$t0")"
+      t0=$(now); ipvsadm -Ln > "$WORK/list.ipvsadm"; record list ipvsadm "$n" "$(elapsed "$t0")"
+    else
+      t0=$(now); ipvsadm -Ln > "$WORK/list.ipvsadm"; record list ipvsadm "$n" "$(elapsed "$t0")"
+      t0=$(now); "$LD" list -n > "$WORK/list.ours"; record list ours "$n" "$(elapsed "$t0")"
+    fi
   done
-  cmp -s "$WORK/list.ours" "$WORK/list.ipvsadm" || record list_identical ours "$n" 0
+  if cmp -s "$WORK/list.ours" "$WORK/list.ipvsadm"; then record list_identical ours "$n" 1
+  else record list_identical ours "$n" 0; fi
   ipvsadm -C
 }
 
@@ -287,16 +337,21 @@ ipvsadm -C
 reals_up
 trap 'kill $SERVER_PID 2> /dev/null || true; ipvsadm -C || true' EXIT
 : > "$RESULTS"
+if ((DEADLINE)); then say "time budget: $(left) s"; fi
 
+# Most telling first (ours, then the Perl comparisons that cost the most), so that a run cut
+# by its time budget still has the start curve.
 measure_starts
-measure_reload ours "$BENCH_RELOAD_N"
-[[ $BENCH_PERL_RELOAD_N != "$BENCH_RELOAD_N" ]] && measure_reload ours "$BENCH_PERL_RELOAD_N"
-measure_reload perl "$BENCH_PERL_RELOAD_N"
-for n in $BENCH_DETECT_N; do measure_detection ours "$n" "$BENCH_DETECT_TRIALS"; done
-measure_detection perl "$BENCH_PERL_DETECT_N" "$BENCH_DETECT_TRIALS"
-measure_cycle
+measure_cycle_ours
+measure_reload ours "$BENCH_RELOAD_N" "$REPEATS"
 measure_resources ours "$BENCH_RESOURCE_N" $((INTERVAL * 4))
+measure_list "$BENCH_LIST_N"
+for n in $BENCH_DETECT_N; do measure_detection ours "$n" "$BENCH_DETECT_TRIALS"; done
+# the Perl figures at the sizes it can reach, and ours at the same sizes for the ratio
 [[ $BENCH_PERL_RESOURCE_N != "$BENCH_RESOURCE_N" ]] && measure_resources ours "$BENCH_PERL_RESOURCE_N" $((INTERVAL * 4))
 measure_resources perl "$BENCH_PERL_RESOURCE_N" $((INTERVAL * 12))
-measure_list "$BENCH_LIST_N"
+[[ $BENCH_PERL_RELOAD_N != "$BENCH_RELOAD_N" ]] && measure_reload ours "$BENCH_PERL_RELOAD_N" "$REPEATS"
+measure_reload perl "$BENCH_PERL_RELOAD_N" "$PERL_REPEATS"
+measure_detection perl "$BENCH_PERL_DETECT_N" "$BENCH_PERL_DETECT_TRIALS"
+((BENCH_PERL_CYCLE)) && measure_cycle_perl
 say "done"

@@ -29,13 +29,18 @@ class Cell:
         self.values = []
         self.cap = None
         self.notrun = None
+        self.notrun_took = None
         self.fails = []
+        self.skipped = False
         for v in raw:
-            if v.startswith("cap:"):
+            if v.startswith("skip:"):
+                self.skipped = True
+            elif v.startswith("cap:"):
                 parts = v.split(":")
                 self.cap = float(parts[1])
                 if len(parts) >= 4 and parts[2] == "notrun":
                     self.notrun = parts[3]
+                    self.notrun_took = float(parts[4]) if len(parts) >= 5 else None
             elif v.startswith("fail:"):
                 self.fails.append(v[5:])
             else:
@@ -73,7 +78,12 @@ def fmt_cell(cell, fmt=fmt_s):
         return "not measured"
     if cell.capped:
         text = f"> {fmt(cell.cap)}"
-        if cell.notrun:
+        if cell.notrun and cell.notrun_took is not None:
+            text += (
+                f" (not run: N = {int(cell.notrun):,} took {fmt(cell.notrun_took)}, and the Perl "
+                "checks run one real after another)"
+            )
+        elif cell.notrun:
             text += f" (not run: N = {int(cell.notrun):,} already took longer)"
         elif cell.values:
             text += f" ({len(cell.values)} of {len(cell.values) + 1} runs finished)"
@@ -81,7 +91,7 @@ def fmt_cell(cell, fmt=fmt_s):
     if cell.fails and not cell.values:
         return "failed: " + ", ".join(sorted(set(cell.fails)))
     if not cell.values:
-        return "–"
+        return "not measured (time budget)" if cell.skipped else "–"
     if len(cell.values) == 1:
         return fmt(cell.values[0])
     return f"{fmt(cell.median)} [{fmt(min(cell.values))}–{fmt(max(cell.values))}]"
@@ -227,6 +237,9 @@ def report(results, meta, png_name):
     interval = meta.get("checkinterval", "5")
     w(f"# Benchmark: this ldirectord vs the Perl ldirectord vs `ipvsadm -R` ({mode} run)")
     w("")
+    if meta.get("incomplete"):
+        w(f"**Incomplete run**: {meta['incomplete']}; the figures below are those measured before.")
+        w("")
     w(
         f"Run on {meta.get('date', '?')} (commit {meta.get('commit', '?')}) by `bench/compare"
         f"{' --quick' if mode == 'quick' else ''}`, everything in ONE boot of the IPVS VM:"
@@ -248,9 +261,11 @@ def report(results, meta, png_name):
     )
     w(
         f"* **Figures**: median of the repeats [min–max] ({meta.get('repeats', '?')} repeats "
-        f"unless one figure is shown); \"> {cap:.0f} s\" = did not finish within the cap "
-        "and was stopped: a bound, never an estimate. Absolute times are emulated and noisy; "
-        "compare ratios within this run."
+        f"unless one figure is shown; Perl: {meta.get('perl_repeats', '?')}); "
+        f"\"> {cap:.0f} s\" = did not finish within the cap "
+        "and was stopped: a bound, never an estimate (a smaller cap is shown where the run's "
+        f"time budget of {meta.get('budget', '?')} s left less). Absolute times are emulated "
+        "and noisy; compare ratios within this run."
     )
     w("")
 
@@ -347,6 +362,12 @@ def report(results, meta, png_name):
             f"| {fmt_cell(cell(results, 'list', 'ours', n))} | – "
             f"| {fmt_cell(cell(results, 'list', 'ipvsadm', n))} |"
         )
+        same = cell(results, "list_identical", "ours", n)
+        if same and same.values:
+            w(
+                "| … the two listings byte for byte | "
+                f"{'identical' if min(same.values) == 1 else '**different**'} | – | – |"
+            )
     w("")
 
     # --- targets
@@ -379,6 +400,13 @@ def report(results, meta, png_name):
     if o100k and o10k and o100k.median and o10k.median:
         r = o100k.median / o10k.median
         w(f"| start grows linearly: N = 100,000 within 12× N = 10,000 | {r:.1f}× | {verdict(r <= 12)} |")
+    for n in sizes(results, "reload_ops"):
+        c = cell(results, "reload_ops", "ours", n)
+        if c and c.values:
+            w(
+                f"| reload adding one real to N = {n:,} issues 1 kernel operation "
+                f"| {fmt_cell(c, lambda x: f'{x:,.0f}')} | {verdict(max(c.values) == 1)} |"
+            )
     for n in sizes(results, "cycle"):
         c = cell(results, "cycle", "ours", n)
         if c and c.median is not None:
@@ -406,7 +434,7 @@ def report(results, meta, png_name):
     w("")
     w(
         f"* **Configuration** (the same file for both daemons): N reals, 10 per virtual "
-        f"service `192.0.2.1:10001…` (DR, `gate`, weight 1, `wlc`), `checktype=negotiate`, "
+        f"service `192.0.2.1:10001…` (NAT, `masq`, weight 1, `wlc`: only NAT maps the virtual port to the real port 80), `checktype=negotiate`, "
         f"`service=http`, `request=\"check\"`, `receive=\"OK\"`, `checkinterval={interval}`, "
         f"`checktimeout={timeout:g}`, `negotiatetimeout={timeout:g}`, `failurecount=1`, "
         "`quiescent=no`, a `logfile`. The Perl ldirectord runs as Debian ships it (`fork=no`)."
@@ -470,6 +498,29 @@ def main():
     shutil.copy(os.path.join(run, "results.tsv"), os.path.join(out, base + ".tsv"))
     print(text)
     print(f"report: {os.path.join(out, base + '.md')}, {png}", file=sys.stderr)
+    problems = errors(results)
+    for p in problems:
+        print(f"report: ERROR: {p}", file=sys.stderr)
+    skipped = sorted({f"{m} {s} N={n}" for (m, s, n), raw in results.items() if any(v.startswith("skip:") for v in raw)})
+    if skipped:
+        print(f"report: not measured for lack of time: {', '.join(skipped)}", file=sys.stderr)
+    sys.exit(1 if problems else 0)
+
+
+def errors(results):
+    """What makes the run fail: a measurement that broke, never a missed target or a ratio.
+
+    A Perl figure over its cap is a result; ours over its (far larger) cap is a hang."""
+    out = []
+    for (measure, system, n), raw in sorted(results.items()):
+        for v in raw:
+            if v.startswith("fail:"):
+                out.append(f"{measure} {system} N={n}: {v}")
+            elif v.startswith("cap:") and system != "perl":
+                out.append(f"{measure} {system} N={n}: did not finish ({v})")
+        if measure == "list_identical" and "0" in raw:
+            out.append(f"ldirectord list -n differs from ipvsadm -Ln at N={n}")
+    return out
 
 
 if __name__ == "__main__":
