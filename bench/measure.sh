@@ -2,7 +2,9 @@
 # bench/measure.sh — the measuring half of bench/compare, run inside the IPVS VM by it (its
 # environment, BENCH_*, comes from there). Appends one line per figure to
 # $BENCH_RUN/results.tsv:  MEASURE <tab> SYSTEM <tab> N <tab> VALUE
-# where VALUE is a number (seconds, KiB, count), "cap:S" (did not finish within S seconds)
+# where VALUE is a number (seconds, KiB, count), "cap:S" (did not finish within S seconds;
+# "cap:S:live:K" with K destinations live by then, "cap:S:notrun:M[:T]" not run because
+# size M took longer or took T s), "skip:budget" (no time left for it)
 # or "fail:WHY". Logs of every daemon go to $BENCH_RUN/logs.
 #
 # The real servers: one namespace `reals` behind a veth pair; 10.64.0.0/14 is a local route
@@ -104,7 +106,8 @@ start() {
   esac
   wait "$w" || true
   t1=$(< "$WORK/wait")
-  if [[ $t1 == timeout ]]; then echo "cap:$limit"; else span "$t0" "$t1"; fi
+  # over the cap: how far it got is part of the figure ("cap:S:live:K")
+  if [[ $t1 == timeout* ]]; then echo "cap:$limit:live:${t1#timeout }"; else span "$t0" "$t1"; fi
 }
 
 # stop SYSTEM N: stops it and empties the table (neither is measured)
@@ -135,61 +138,85 @@ restore() {  # restore N: ipvsadm -R of the N table; prints its seconds
 }
 
 # --- 1. cold start to a fully programmed table -------------------------------------------
-# Repeat 1 of every size first, then the further repeats while the first half of the time
-# budget lasts: when time runs short, every size has a figure. The Perl ldirectord repeats
-# only PERL_REPEATS times and stops at the first size over its cap; a size is not run either
-# when the previous one took more than a tenth of the cap (its checks run one real after
-# another, so ten times the reals take ten times as long at least).
-measure_starts() {
-  local n i v t0 perl_over="" perl_prev="" share_end
-  local -A took=()
-  share_end=$((EPOCHSECONDS + ($(left) / 2)))
-  for ((i = 1; i <= REPEATS; i++)); do
-    for n in $BENCH_SIZES; do
-      if ((i > 1 && EPOCHSECONDS + ${took[$n]:-0} > share_end)) || ! have_time 30; then
-        record start ours "$n" skip:budget; continue
+# starts SIZES FIRST LAST: repeats FIRST..LAST of ours, `ipvsadm -R` and the Perl ldirectord
+# at each size. The main program calls it several times, cheap sizes first, so that a run
+# cut by its time budget has every size once before any is repeated. At BENCH_SESSION_N the
+# first start of ours is a session's (below). The Perl ldirectord repeats only PERL_REPEATS
+# times and stops at the first size over its cap; a size is not run either when the previous
+# one took more than a tenth of the cap (its checks run one real after another, so ten times
+# the reals take ten times as long at least).
+PERL_OVER="" PERL_PREV=""
+starts() {
+  local sizes=$1 first=$2 last=$3 n i v
+  for ((i = first; i <= last; i++)); do
+    for n in $sizes; do
+      if ! have_time 30; then record start ours "$n" skip:budget; continue; fi
+      say "start: N=$n, repeat $i"
+      if ((i == 1 && n == BENCH_SESSION_N)); then
+        session ours "$n" $((INTERVAL * 4)) "$BENCH_SESSION_TRIALS" as-start
+      else
+        v=$(start ours "$n" "$(capped "$OURS_CAP")"); stop ours "$n"; record start ours "$n" "$v"
       fi
-      say "start: N=$n, repeat $i/$REPEATS"
-      t0=$EPOCHSECONDS
-      v=$(start ours "$n" "$(capped "$OURS_CAP")"); stop ours "$n"; record start ours "$n" "$v"
       v=$(restore "$n"); ipvsadm -C; record start ipvsadm "$n" "$v"
-      ((i == 1)) && took[$n]=$((EPOCHSECONDS - t0))
       [[ " $BENCH_PERL_SIZES " == *" $n "* ]] || continue
-      if [[ -n $perl_over ]]; then
-        ((i == 1)) && record start perl "$n" "cap:$CAP:notrun:$perl_over"
-      elif ((i == 1)) && [[ -n $perl_prev ]] && greater "$(awk -v p="${perl_prev#*:}" 'BEGIN { print p * 10 }')" "$CAP"; then
-        perl_over=${perl_prev%%:*}:${perl_prev#*:}
-        record start perl "$n" "cap:$CAP:notrun:$perl_over"
+      if [[ -n $PERL_OVER ]]; then
+        ((i == 1)) && record start perl "$n" "cap:$CAP:notrun:$PERL_OVER"
+      elif ((i == 1)) && [[ -n $PERL_PREV ]] && greater "$(awk -v p="${PERL_PREV#*:}" 'BEGIN { print p * 10 }')" "$CAP"; then
+        PERL_OVER=$PERL_PREV
+        record start perl "$n" "cap:$CAP:notrun:$PERL_OVER"
       elif ((i <= PERL_REPEATS)) && have_time 60; then
         v=$(start perl "$n" "$(capped "$CAP")"); stop perl "$n"; record start perl "$n" "$v"
-        if [[ $v == cap:* ]]; then perl_over=$n
-        elif [[ $v != fail:* ]] && ((i == 1)); then perl_prev=$n:$v
+        if [[ $v == cap:* ]]; then PERL_OVER=$n
+        elif [[ $v != fail:* ]] && ((i == 1)); then PERL_PREV=$n:$v
         fi
       fi
     done
   done
 }
 
-# --- 2. reload adding one real -----------------------------------------------------------
-# reload SYSTEM N: start, wait until programmed, replace the file by the one with an 11th
-# real in the last virtual, reload; records the seconds until that real is live and the
-# kernel operations the daemon logged for the reload.
+# --- 2. one daemon's life at size N: resources, reload, detection --------------------------
+# A start at 10,000 reals takes minutes under emulation: one start serves all three.
+#   resources  CPU per 1,000 checks over WINDOW s of steady state (user + system of the
+#              daemon and its reaped children / checks the server answered), idle RSS at the
+#              end of the window, peak RSS (VmHWM, the start included);
+#   reload     the file replaced by one with an 11th real in the last virtual, then
+#              `CONF reload`: seconds until that real is live, and the kernel operations the
+#              daemon logged from the reload until one checkinterval after it was;
+#   detection  TRIALS times: a random real dies (its connections reset from then on), the
+#              seconds until the kernel no longer has it live; it comes back before the next.
 OP_LINES='(Added|Deleted|Changed|Purged|Quiescent|Restored|Readd Quiescent) (real|virtual|fallback) server'
-measure_reload() {
-  local sys=$1 n=$2 repeats=$3 cf=$CONF/$1-$2.cf base v lines t0 t1 w last new ops i
+session() {
+  local sys=$1 n=$2 window=$3 trials=$4 as_start=${5:-} cf=$CONF/$1-$2.cf base v pid hz
+  local c0 c1 r0 r1 lines last new t0 t1 ops i vi ri addr svc t_dead t_gone w
   base=$([[ $sys == perl ]] && echo "$CAP" || echo "$OURS_CAP")
-  cp "$cf" "$cf.orig"
-  last=$((n / 10 - 1))
-  new=$(real_addr "$last" 10)
-  for ((i = 1; i <= repeats; i++)); do
-    if ! have_time 60; then record reload_time "$sys" "$n" skip:budget; return 0; fi
-    say "reload: $sys N=$n, repeat $i/$repeats"
-    v=$(start "$sys" "$n" "$(capped "$base")")
-    if [[ $v == cap:* || $v == fail:* ]]; then
-      stop "$sys" "$n"; cp "$cf.orig" "$cf"
-      record reload_time "$sys" "$n" "$v"; return 0
-    fi
-    sleep 1
+  if ! have_time $((window + INTERVAL * 3 + 60)); then
+    record cpu_per_1k "$sys" "$n" skip:budget; record reload_time "$sys" "$n" skip:budget
+    record detect "$sys" "$n" skip:budget; return 0
+  fi
+  say "session: $sys N=$n (resources over ${window}s, reload, $trials detection trials)"
+  v=$(start "$sys" "$n" "$(capped "$base")")
+  [[ -n $as_start ]] && record start "$sys" "$n" "$v"
+  if [[ $v == cap:* || $v == fail:* ]]; then
+    stop "$sys" "$n"
+    record cpu_per_1k "$sys" "$n" "$v"; record reload_time "$sys" "$n" "$v"; record detect "$sys" "$n" "$v"
+    return 0
+  fi
+  pid=$(pid_of "$sys-$n.cf")
+  hz=$(clock_hz)
+
+  sleep "$INTERVAL"
+  c0=$(cpu_ticks "$pid") r0=$(requests)
+  sleep "$window"
+  c1=$(cpu_ticks "$pid") r1=$(requests)
+  record cpu_per_1k "$sys" "$n" "$(awk -v c=$((c1 - c0)) -v hz="$hz" -v r=$((r1 - r0)) 'BEGIN { printf "%.4f", r ? c / hz / r * 1000 : -1 }')"
+  record checks_in_window "$sys" "$n" "$((r1 - r0))"
+  record rss_idle "$sys" "$n" "$(rss_kib "$pid")"
+  record rss_peak "$sys" "$n" "$(peak_rss_kib "$pid")"
+
+  if have_time $((INTERVAL * 4)); then
+    last=$((n / 10 - 1))
+    new=$(real_addr "$last" 10)
+    cp "$cf" "$cf.orig"
     lines=$(wc -l < "$WORK/$sys-$n.log")
     "$TOOL" wait-dest "$(service_of "$last")" "$new:80" present "$(capped "$base")" > "$WORK/wait" &
     w=$!
@@ -204,40 +231,33 @@ measure_reload() {
     # Operations still being applied after the new real show up in the count too.
     sleep "$INTERVAL"
     ops=$(tail -n +$((lines + 1)) "$WORK/$sys-$n.log" | grep -cE "$OP_LINES" || true)
-    tail -n +$((lines + 1)) "$WORK/$sys-$n.log" > "$LOGS/$sys-$n.reload.$i.log"
-    stop "$sys" "$n"
-    cp "$cf.orig" "$cf"
-    if [[ $t1 == timeout ]]; then record reload_time "$sys" "$n" "cap:$(capped "$base")"
-    else record reload_time "$sys" "$n" "$(span "$t0" "$t1")"; fi
-    record reload_ops "$sys" "$n" "$ops"
-  done
-}
+    tail -n +$((lines + 1)) "$WORK/$sys-$n.log" > "$LOGS/$sys-$n.reload.log"
+    if [[ $t1 == timeout* ]]; then record reload_time "$sys" "$n" "cap:$(capped "$base")"
+    else record reload_time "$sys" "$n" "$(span "$t0" "$t1")"; record reload_ops "$sys" "$n" "$ops"; fi
+  else
+    record reload_time "$sys" "$n" skip:budget
+  fi
 
-# --- 3. detection: a real's death to its removal -----------------------------------------
-measure_detection() {
-  local sys=$1 n=$2 trials=$3 base v i vi ri addr svc t_dead t_gone
-  base=$([[ $sys == perl ]] && echo "$CAP" || echo "$OURS_CAP")
-  if ! have_time 60; then record detect "$sys" "$n" skip:budget; return 0; fi
-  say "detection: $sys N=$n, $trials trials"
-  v=$(start "$sys" "$n" "$(capped "$base")")
-  if [[ $v == cap:* || $v == fail:* ]]; then stop "$sys" "$n"; record detect "$sys" "$n" "$v"; return 0; fi
   : > "$WORK/detect"
   for ((i = 1; i <= trials; i++)); do
-    have_time $((INTERVAL * 3)) || break
+    have_time $((INTERVAL * 3)) || { echo skip:budget >> "$WORK/detect"; break; }
     vi=$((RANDOM % (n / 10))) ri=$((RANDOM % 10))
     addr=$(real_addr "$vi" "$ri") svc=$(service_of "$vi")
     sleep_random "$INTERVAL"
     "$TOOL" wait-dest "$svc" "$addr:80" absent "$(capped "$base")" > "$WORK/wait" &
+    w=$!
     t_dead=$(ctl "__dead/$addr")
-    wait $! || true
+    wait "$w" || true
     t_gone=$(< "$WORK/wait")
     ctl "__alive/$addr" > /dev/null
-    if [[ $t_gone == timeout ]]; then echo "cap:$(capped "$base")" >> "$WORK/detect"; continue; fi
+    if [[ $t_gone == timeout* ]]; then echo "cap:$(capped "$base")" >> "$WORK/detect"; continue; fi
     span "$t_dead" "$t_gone" >> "$WORK/detect"
     "$TOOL" wait-dest "$svc" "$addr:80" present "$(capped "$base")" > /dev/null || true
   done
-  stop "$sys" "$n"
   while read -r v; do [[ -n $v ]] && record detect "$sys" "$n" "$v"; done < "$WORK/detect"
+
+  stop "$sys" "$n"
+  [[ -e $cf.orig ]] && mv "$cf.orig" "$cf"
   return 0
 }
 
@@ -289,27 +309,6 @@ measure_cycle_perl() {
   else record cycle perl "$n" "$(awk -v a="${times[1]}" -v b="${times[2]}" -v i="$INTERVAL" 'BEGIN { printf "%.3f", b - a - i }')"; fi
 }
 
-# --- 5. CPU per 1,000 checks, idle and peak RSS ------------------------------------------
-measure_resources() {
-  local sys=$1 n=$2 window=$3 base v pid c0 c1 r0 r1 hz
-  base=$([[ $sys == perl ]] && echo "$CAP" || echo "$OURS_CAP")
-  if ! have_time $((window + INTERVAL + 60)); then record cpu_per_1k "$sys" "$n" skip:budget; return 0; fi
-  say "resources: $sys N=$n, window ${window}s"
-  v=$(start "$sys" "$n" "$(capped "$base")")
-  if [[ $v == cap:* || $v == fail:* ]]; then stop "$sys" "$n"; record cpu_per_1k "$sys" "$n" "$v"; return 0; fi
-  pid=$(pid_of "$sys-$n.cf")
-  hz=$(clock_hz)
-  sleep "$INTERVAL"
-  c0=$(cpu_ticks "$pid") r0=$(requests)
-  sleep "$window"
-  c1=$(cpu_ticks "$pid") r1=$(requests)
-  record cpu_per_1k "$sys" "$n" "$(awk -v c=$((c1 - c0)) -v hz="$hz" -v r=$((r1 - r0)) 'BEGIN { printf "%.4f", r ? c / hz / r * 1000 : -1 }')"
-  record checks_in_window "$sys" "$n" "$((r1 - r0))"
-  record rss_idle "$sys" "$n" "$(rss_kib "$pid")"
-  record rss_peak "$sys" "$n" "$(peak_rss_kib "$pid")"
-  stop "$sys" "$n"
-}
-
 # --- 6. listing 100,000 destinations -----------------------------------------------------
 measure_list() {
   local n=$1 v i t0
@@ -339,19 +338,22 @@ trap 'kill $SERVER_PID 2> /dev/null || true; ipvsadm -C || true' EXIT
 : > "$RESULTS"
 if ((DEADLINE)); then say "time budget: $(left) s"; fi
 
-# Most telling first (ours, then the Perl comparisons that cost the most), so that a run cut
-# by its time budget still has the start curve.
-measure_starts
+# Cheap and telling first, so that a run cut by its time budget still has most figures:
+# every start size once up to the session size, the other measures, the larger sizes (they
+# may take the rest of the budget), then the repeats; the Perl check cycle (minutes per
+# pass) last.
+small=() big=()
+for n in $BENCH_SIZES; do
+  if ((n < BENCH_SESSION_N)); then small+=("$n"); else big+=("$n"); fi
+done
+starts "${small[*]}" 1 1
+starts "${big[0]:-}" 1 1
 measure_cycle_ours
-measure_reload ours "$BENCH_RELOAD_N" "$REPEATS"
-measure_resources ours "$BENCH_RESOURCE_N" $((INTERVAL * 4))
 measure_list "$BENCH_LIST_N"
-for n in $BENCH_DETECT_N; do measure_detection ours "$n" "$BENCH_DETECT_TRIALS"; done
-# the Perl figures at the sizes it can reach, and ours at the same sizes for the ratio
-[[ $BENCH_PERL_RESOURCE_N != "$BENCH_RESOURCE_N" ]] && measure_resources ours "$BENCH_PERL_RESOURCE_N" $((INTERVAL * 4))
-measure_resources perl "$BENCH_PERL_RESOURCE_N" $((INTERVAL * 12))
-[[ $BENCH_PERL_RELOAD_N != "$BENCH_RELOAD_N" ]] && measure_reload ours "$BENCH_PERL_RELOAD_N" "$REPEATS"
-measure_reload perl "$BENCH_PERL_RELOAD_N" "$PERL_REPEATS"
-measure_detection perl "$BENCH_PERL_DETECT_N" "$BENCH_PERL_DETECT_TRIALS"
+session ours "$BENCH_PERL_SESSION_N" $((INTERVAL * 4)) "$BENCH_DETECT_TRIALS"
+session perl "$BENCH_PERL_SESSION_N" $((INTERVAL * 12)) "$BENCH_PERL_DETECT_TRIALS"
+starts "${big[*]:1}" 1 1
+starts "${small[*]}" 2 "$REPEATS"
+starts "${big[*]}" 2 "$REPEATS"
 ((BENCH_PERL_CYCLE)) && measure_cycle_perl
 say "done"

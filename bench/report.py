@@ -30,6 +30,7 @@ class Cell:
         self.cap = None
         self.notrun = None
         self.notrun_took = None
+        self.live = None
         self.fails = []
         self.skipped = False
         for v in raw:
@@ -38,6 +39,8 @@ class Cell:
             elif v.startswith("cap:"):
                 parts = v.split(":")
                 self.cap = float(parts[1])
+                if len(parts) >= 4 and parts[2] == "live":
+                    self.live = int(parts[3])
                 if len(parts) >= 4 and parts[2] == "notrun":
                     self.notrun = parts[3]
                     self.notrun_took = float(parts[4]) if len(parts) >= 5 else None
@@ -85,6 +88,8 @@ def fmt_cell(cell, fmt=fmt_s):
             )
         elif cell.notrun:
             text += f" (not run: N = {int(cell.notrun):,} already took longer)"
+        elif cell.live is not None:
+            text += f" ({cell.live:,} live by then)"
         elif cell.values:
             text += f" ({len(cell.values)} of {len(cell.values) + 1} runs finished)"
         return text
@@ -291,6 +296,21 @@ def report(results, meta, png_name):
             f"{fmt_cell(perl) if perl else 'not run'} | {ratio(perl, ours)} | {ratio(ours, ipv)} |"
         )
     w("")
+    prev = [
+        (n, cell(results, "start", "perl", n))
+        for n in sizes(results, "start")
+        if cell(results, "start", "perl", n) and cell(results, "start", "perl", n).values
+    ]
+    if prev:
+        n, c = prev[-1]
+        w(
+            f"The Perl ldirectord checks one real after another: at N = {n:,} its start took "
+            f"{fmt_s(c.median)}, {fmt_s(c.median / n)} per real. Where the table says \"> cap\" "
+            "it was stopped (or not run); at that rate N = 10,000 would take about "
+            f"{fmt_s(c.median / n * 10_000)} — an estimate for orientation, not a measurement, "
+            "and not used for any ratio or target above."
+        )
+        w("")
     w(f"![start time vs N, log-log]({png_name})")
     w("")
 
@@ -383,7 +403,7 @@ def report(results, meta, png_name):
     ours10 = cell(results, "start", "ours", n10)
     perl10 = cell(results, "start", "perl", n10)
     ipv10 = cell(results, "start", "ipvsadm", n10)
-    note = "" if n10 == 10_000 else f" (quick run: at N = {n10:,})"
+    note = "" if n10 == 10_000 else f" ({mode} run: at N = {n10:,})"
     if ours10 and perl10:
         (p, p_low), (o, _) = perl10.bound(), ours10.bound()
         if p is not None and o:
@@ -414,11 +434,17 @@ def report(results, meta, png_name):
                 f"| check cycle with {n // 10} black holes ≤ checktimeout + 0.2 s "
                 f"({timeout + 0.2:g} s) | {fmt_s(c.median)} | {verdict(c.median <= timeout + 0.2)} |"
             )
+    perl_cpu = [(n, cell(results, "cpu_per_1k", "perl", n)) for n in sizes(results, "cpu_per_1k")]
+    perl_cpu = [(n, c) for n, c in perl_cpu if c and c.median and c.median > 0]
     for n in sizes(results, "cpu_per_1k"):
-        o, p = cell(results, "cpu_per_1k", "ours", n), cell(results, "cpu_per_1k", "perl", n)
-        if o and p and o.median and p.median:
-            r = p.median / o.median
-            w(f"| CPU per 1,000 checks ≥ 50× lower than Perl (N = {n:,}) | {r:,.0f}× | {verdict(r >= 50)} |")
+        o = cell(results, "cpu_per_1k", "ours", n)
+        for pn, p in perl_cpu:
+            if o and o.median and o.median > 0:
+                r = p.median / o.median
+                w(
+                    f"| CPU per 1,000 checks ≥ 50× lower than Perl (ours at N = {n:,}, Perl at "
+                    f"N = {pn:,}) | {r:,.1f}× | {verdict(r >= 50)} |"
+                )
     for n in sizes(results, "rss_peak"):
         o = cell(results, "rss_peak", "ours", n)
         if o and o.median and n == max(sizes(results, "rss_peak")):
@@ -498,7 +524,7 @@ def main():
     shutil.copy(os.path.join(run, "results.tsv"), os.path.join(out, base + ".tsv"))
     print(text)
     print(f"report: {os.path.join(out, base + '.md')}, {png}", file=sys.stderr)
-    problems = errors(results)
+    problems = errors(results, meta.get("mode") != "full")
     for p in problems:
         print(f"report: ERROR: {p}", file=sys.stderr)
     skipped = sorted({f"{m} {s} N={n}" for (m, s, n), raw in results.items() if any(v.startswith("skip:") for v in raw)})
@@ -507,16 +533,17 @@ def main():
     sys.exit(1 if problems else 0)
 
 
-def errors(results):
+def errors(results, strict):
     """What makes the run fail: a measurement that broke, never a missed target or a ratio.
 
-    A Perl figure over its cap is a result; ours over its (far larger) cap is a hang."""
+    A Perl figure over its cap is a result. Ours over its cap is a hang in the short runs
+    (strict); in the full run it is a result too (the largest sizes may not fit the budget)."""
     out = []
     for (measure, system, n), raw in sorted(results.items()):
         for v in raw:
             if v.startswith("fail:"):
                 out.append(f"{measure} {system} N={n}: {v}")
-            elif v.startswith("cap:") and system != "perl":
+            elif v.startswith("cap:") and system != "perl" and strict:
                 out.append(f"{measure} {system} N={n}: did not finish ({v})")
         if measure == "list_identical" and "0" in raw:
             out.append(f"ldirectord list -n differs from ipvsadm -Ln at N={n}")

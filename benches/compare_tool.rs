@@ -13,7 +13,7 @@
 //!   compare_tool wait-live N TIMEOUT
 //!       Polls the kernel's IPVS table over netlink until it holds exactly N destinations
 //!       with weight > 0; prints the wall-clock time (Unix seconds) of the first poll that
-//!       saw it, or `timeout` (exit 1). The pause between polls is 3 % of the time waited
+//!       saw it, or `timeout LIVE` (exit 1) with the live count of the last poll. The pause between polls is 3 % of the time waited
 //!       so far (10 ms to 5 s): the resolution is 3 %, and the poller costs little CPU
 //!       (a dump of 100,000 destinations is itself work for the emulated VM).
 //!   compare_tool wait-dest PROTO:VIP:PORT IP:PORT present|absent TIMEOUT
@@ -54,10 +54,9 @@ fn main() {
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     let code = match words.as_slice() {
         ["serve", addr] => rt.block_on(serve(addr.parse().expect("serve ADDR:PORT"))),
-        ["wait-live", n, timeout] => rt.block_on(wait_live(
-            n.parse().expect("wait-live N"),
-            seconds(timeout),
-        )),
+        ["wait-live", n, timeout] => {
+            rt.block_on(wait_live(n.parse().expect("wait-live N"), seconds(timeout)))
+        }
         ["wait-dest", service, dest, state, timeout] => rt.block_on(wait_dest(
             parse_service(service),
             dest.parse().expect("wait-dest IP:PORT"),
@@ -127,13 +126,14 @@ async fn wait_live(want: usize, timeout: Duration) -> i32 {
     let mut client = IpvsClient::connect().await.expect("netlink");
     let start = Instant::now();
     loop {
-        if live(&mut client).await == want {
+        let now_live = live(&mut client).await;
+        if now_live == want {
             println!("{:.6}", unix_now());
             return 0;
         }
         let waited = start.elapsed();
         if waited > timeout {
-            println!("timeout");
+            println!("timeout {now_live}");
             return 1;
         }
         let pause = waited.mul_f64(0.03);
@@ -253,7 +253,10 @@ async fn answer(mut stream: tokio::net::TcpStream, server: Arc<Server>) {
         }
         true
     };
-    if !matches!(tokio::time::timeout(Duration::from_secs(10), read).await, Ok(true)) {
+    if !matches!(
+        tokio::time::timeout(Duration::from_secs(10), read).await,
+        Ok(true)
+    ) {
         return;
     }
     let line = String::from_utf8_lossy(&seen);
