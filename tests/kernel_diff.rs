@@ -6,6 +6,10 @@
 //! programmed with `ipvsadm -R`, then every listing option set is run through both
 //! `ipvsadm -L`/`-S` and `ldirectord list`/`save`: stdout and exit status must be identical.
 //!
+//! Ours runs in this process (`cli::list::capture`, `cli::save::capture`: what the binary's
+//! `list`/`save` run, minus the printing) for most tables, and as the `ldirectord` binary for
+//! every tenth: under TCG a process start costs 50-500 ms, and that was most of the test's time.
+//!
 //! The reverse direction, on the same tables: `examples/ipvs-restore.rs` programs each one
 //! through the library's netlink client, and `ipvsadm -Sn` must read back exactly what it
 //! reads after `ipvsadm -R` programmed it.
@@ -26,11 +30,65 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
-/// The program under test; `LDIRECTORD_DIFF_OURS` replaces it (with a wrapper around
-/// ipvsadm, say, to test this test).
-fn ours() -> String {
-    std::env::var("LDIRECTORD_DIFF_OURS")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ldirectord").to_string())
+/// How `list`/`save` run for a table.
+#[derive(Clone)]
+enum Ours {
+    /// As a process: the `ldirectord` binary, or `LDIRECTORD_DIFF_OURS` (a wrapper around
+    /// ipvsadm, say, to test this test).
+    Program(String),
+    /// In this process, through the functions the binary's `list`/`save` run
+    /// (`cli::list::capture`). Under TCG a process start costs 50-500 ms and a table has
+    /// about 20 option sets, so most tables use this; every tenth uses the binary.
+    InProcess,
+}
+
+impl Ours {
+    fn for_table(index: u64) -> Ours {
+        match std::env::var("LDIRECTORD_DIFF_OURS") {
+            Ok(program) => Ours::Program(program),
+            Err(_) if index.is_multiple_of(10) => {
+                Ours::Program(env!("CARGO_BIN_EXE_ldirectord").to_string())
+            }
+            Err(_) => Ours::InProcess,
+        }
+    }
+
+    fn start(&self, args: &[String]) -> Started {
+        match self {
+            Ours::Program(program) => Started::Child(spawn(program, args)),
+            Ours::InProcess => Started::InProcess(args.to_vec()),
+        }
+    }
+
+    fn run(&self, args: &[String]) -> Run {
+        self.start(args).finish()
+    }
+}
+
+/// A run of ours under way (a process) or yet to happen (in-process).
+enum Started {
+    Child(std::process::Child),
+    InProcess(Vec<String>),
+}
+
+impl Started {
+    fn finish(self) -> Run {
+        match self {
+            Started::Child(child) => Run::from(child.wait_with_output().unwrap()),
+            Started::InProcess(args) => {
+                let captured = if args[0] == "save" {
+                    ldirectord::cli::save::capture(&args)
+                } else {
+                    ldirectord::cli::list::capture(&args)
+                };
+                Run {
+                    status: Some(i32::from(captured.status)),
+                    stdout: captured.stdout.into_bytes(),
+                    stderr: captured.stderr.into_bytes(),
+                }
+            }
+        }
+    }
 }
 /// Where the generated services live; routed into a dummy interface so that traffic to them
 /// passes IPVS and then disappears.
@@ -494,24 +552,21 @@ fn command_lines(save: bool, args: &[String]) -> (Vec<String>, Vec<String>) {
 /// option sets: so the first pass starts both programs for every set at once and only
 /// the sets that differ go through [`compare`]'s retries. Results are in `sets` order;
 /// `Ok(n)`: equal after `n` retries on a moving table.
-fn compare_all(ours_program: &str, sets: &[(bool, Vec<String>)]) -> Vec<Result<u32, String>> {
+fn compare_all(ours: &Ours, sets: &[(bool, Vec<String>)]) -> Vec<Result<u32, String>> {
     let running: Vec<_> = sets
         .iter()
         .map(|(save, args)| {
             let (ipvsadm_args, our_args) = command_lines(*save, args);
-            (
-                spawn("ipvsadm", &ipvsadm_args),
-                spawn(ours_program, &our_args),
-            )
+            (spawn("ipvsadm", &ipvsadm_args), ours.start(&our_args))
         })
         .collect();
     // Collected in order: a child whose pipe is full waits for its turn, never for another.
     let first: Vec<bool> = running
         .into_iter()
-        .map(|(theirs, ours)| {
+        .map(|(theirs, our_run)| {
+            let our_run = our_run.finish();
             let theirs = Run::from(theirs.wait_with_output().unwrap());
-            let ours = Run::from(ours.wait_with_output().unwrap());
-            ours.same_as(&theirs)
+            our_run.same_as(&theirs)
         })
         .collect();
     sets.iter()
@@ -520,7 +575,7 @@ fn compare_all(ours_program: &str, sets: &[(bool, Vec<String>)]) -> Vec<Result<u
             if same {
                 Ok(0)
             } else {
-                compare(ours_program, *save, args)
+                compare(ours, *save, args)
             }
         })
         .collect()
@@ -530,14 +585,13 @@ fn compare_all(ours_program: &str, sets: &[(bool, Vec<String>)]) -> Vec<Result<u
 /// slow), then sandwiches a mismatch between two ipvsadm runs to tell a moving table from a
 /// wrong listing.
 /// `Ok(n)`: equal after `n` retries on a moving table.
-fn compare(ours_program: &str, save: bool, args: &[String]) -> Result<u32, String> {
+fn compare(our_runner: &Ours, save: bool, args: &[String]) -> Result<u32, String> {
     let (ipvsadm_args, our_args) = command_lines(save, args);
     let mut last = None;
     for attempt in 0..6 {
         let theirs = spawn("ipvsadm", &ipvsadm_args);
-        let ours = spawn(ours_program, &our_args);
+        let ours = our_runner.run(&our_args);
         let theirs = Run::from(theirs.wait_with_output().unwrap());
-        let ours = Run::from(ours.wait_with_output().unwrap());
         if ours.same_as(&theirs) {
             return Ok(attempt);
         }
@@ -798,7 +852,6 @@ fn listings_match_ipvsadm_on_random_tables() {
     });
     let tables = env_u64("LDIRECTORD_DIFF_TABLES").unwrap_or(200);
     let only = env_u64("LDIRECTORD_DIFF_ONLY");
-    let ours_program = ours();
     let restore_program = restore();
     eprintln!(
         "differential test: seed {seed}, {tables} tables (replay: LDIRECTORD_DIFF_SEED={seed})"
@@ -867,7 +920,7 @@ fn listings_match_ipvsadm_on_random_tables() {
         }
         let sets = option_sets(&mut rng, &table);
         let mut retries = 0;
-        for result in compare_all(&ours_program, &sets) {
+        for result in compare_all(&Ours::for_table(index), &sets) {
             compared += 1;
             match result {
                 Ok(n) => retries += n,
@@ -878,7 +931,7 @@ fn listings_match_ipvsadm_on_random_tables() {
             }
         }
         eprintln!(
-            "table {index}: {} services, {} real servers, {}{} option sets, {retries} retries, {:.1} s",
+            "table {index}: {} services, {} real servers, {}{} option sets{}, {retries} retries, {:.1} s",
             table.services.len(),
             table
                 .services
@@ -887,6 +940,10 @@ fn listings_match_ipvsadm_on_random_tables() {
                 .sum::<usize>(),
             if table.traffic { "traffic, " } else { "" },
             sets.len(),
+            match Ours::for_table(index) {
+                Ours::Program(_) => " (processes)",
+                Ours::InProcess => "",
+            },
             started.elapsed().unwrap_or_default().as_secs_f64()
         );
         if failures.len() >= 5 {
