@@ -9,6 +9,7 @@
 //! Time goes through tokio's clock, so tests drive intervals and jitter with paused time.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -279,15 +280,23 @@ async fn check_loop<T: Clone + Send + Sync + 'static>(
 
 fn log_change(spec: &CheckSpec, outcome: &Outcome) {
     let check = spec.kind.name();
-    let real = spec.target.socket_addr();
+    // A data-path check connects to the VIP; the operator wants to know which real server
+    // it was about, and that it went through the VIP.
+    let (real, datapath) = match spec.target.datapath {
+        Some(d) => (
+            SocketAddr::new(d.real, spec.target.port),
+            Some(tracing::field::display(spec.target.socket_addr())),
+        ),
+        None => (spec.target.socket_addr(), None),
+    };
     let latency_ms = outcome.latency.as_secs_f64() * 1000.0;
     match &outcome.verdict {
         super::Verdict::Down(f) => tracing::info!(
-            %check, %real, verdict = "down", reason = f.kind.name(), detail = %f.detail, latency_ms,
+            %check, %real, datapath, verdict = "down", reason = f.kind.name(), detail = %f.detail, latency_ms,
             "check verdict changed"
         ),
         v => tracing::info!(
-            %check, %real, verdict = if v.is_up() { "up" } else { "skipped" }, latency_ms,
+            %check, %real, datapath, verdict = if v.is_up() { "up" } else { "skipped" }, latency_ms,
             "check verdict changed"
         ),
     }

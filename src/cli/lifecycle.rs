@@ -120,7 +120,9 @@ fn start(l: &Lifecycle, located: Option<&Path>, paths: &Paths) -> u8 {
         mode,
         paths: paths.clone(),
     };
-    if mode != Mode::Daemon {
+    // Under a service manager that waits for READY=1 (systemd's Type=notify), the
+    // process it started is the daemon: no fork, logging as configured.
+    if mode != Mode::Daemon || daemon::notify::enabled() {
         return daemon::run(options, loaded, None);
     }
     match daemon::detach() {

@@ -95,6 +95,64 @@ impl MetricsServer {
     }
 }
 
+/// The endpoint as the daemon runs it; dropping it stops serving.
+pub struct Endpoint {
+    task: tokio::task::JoinHandle<()>,
+    pub addr: SocketAddr,
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Binds `addr` and serves in the background, with a kernel connection of its own (or the
+/// in-memory kernel of `LDIRECTORD_BACKEND=fake`, which has no counters). A failure is
+/// logged and leaves the director running without an endpoint: a monitoring port taken
+/// by something else must not stop a load balancer.
+pub async fn start(
+    addr: SocketAddr,
+    status: watch::Receiver<Status>,
+    metrics: Metrics,
+    fake_kernel: bool,
+) -> Option<Endpoint> {
+    let server = match MetricsServer::bind(addr).await {
+        Ok(server) => server,
+        Err(e) => {
+            tracing::error!(address = %addr, error = %e, "cannot listen for metrics; running without the endpoint");
+            return None;
+        }
+    };
+    let addr = server.local_addr().unwrap_or(addr);
+    let version = env!("CARGO_PKG_VERSION");
+    let task = if fake_kernel {
+        let source: Source<crate::ipvs::FakeKernel> = Source {
+            status,
+            metrics,
+            kernel: None,
+            version,
+        };
+        tokio::spawn(server.serve(source))
+    } else {
+        let kernel = match crate::ipvs::IpvsClient::connect().await {
+            Ok(client) => Some(Mutex::new(client)),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: cannot open IPVS; serving without the IPVS counters");
+                None
+            }
+        };
+        tokio::spawn(server.serve(Source {
+            status,
+            metrics,
+            kernel,
+            version,
+        }))
+    };
+    tracing::info!(address = %addr, "Serving metrics on http://{addr}/metrics");
+    Some(Endpoint { task, addr })
+}
+
 async fn answer<B: Backend>(req: &Request<Incoming>, source: &Source<B>) -> Response<Full<Bytes>> {
     let reply = |code: StatusCode, content_type: &'static str, body: String| {
         let mut r = Response::new(Full::new(Bytes::from(body)));

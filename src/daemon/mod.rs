@@ -5,6 +5,7 @@
 //! * [`logging`]: the Perl log formats on stderr, stdout, a file, syslog or journald.
 //! * [`signals`], [`notify`] (sd_notify), [`autoreload`] (changed file, `callback`).
 //! * [`control`]: the root-only JSON socket behind `ldirectord status` and `reload`.
+//! * [`metrics`]: the optional Prometheus endpoint (`metrics=`).
 //! * [`run`]: the main loop around the director.
 //! * [`metrics`]: the optional Prometheus endpoint.
 

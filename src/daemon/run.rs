@@ -185,9 +185,19 @@ async fn serve(
     let (director_tx, director_rx) = mpsc::channel::<Command>(4);
     let (status_tx, status_rx) =
         watch::channel(Status::new(options.config_file.display().to_string()));
-    let director = match start_director(config.clone(), director_rx, status_tx).await {
-        Ok(handle) => handle,
-        Err(reason) => return (fail(&mut notifier, &reason), pid_lock),
+    let metrics = director::Metrics::new();
+    let director =
+        match start_director(config.clone(), director_rx, status_tx, metrics.clone()).await {
+            Ok(handle) => handle,
+            Err(reason) => return (fail(&mut notifier, &reason), pid_lock),
+        };
+    // Bound once, at start: a reload that moves it is logged and waits for a restart.
+    let _metrics = match config.global.metrics {
+        Some(addr) => {
+            let fake = std::env::var(BACKEND_ENV).as_deref() == Ok("fake");
+            super::metrics::start(addr, status_rx.clone(), metrics, fake).await
+        }
+        None => None,
     };
 
     let mut daemon = Daemon {
@@ -235,13 +245,20 @@ async fn start_director(
     config: Config,
     commands: mpsc::Receiver<Command>,
     status: watch::Sender<Status>,
+    metrics: director::Metrics,
 ) -> Result<DirectorTask, String> {
     if std::env::var(BACKEND_ENV).as_deref() == Ok("fake") {
         tracing::warn!("{BACKEND_ENV}=fake: using an in-memory kernel, not IPVS");
-        return Ok(spawn_director(config, FakeKernel::new(), commands, status));
+        return Ok(spawn_director(
+            config,
+            FakeKernel::new(),
+            commands,
+            status,
+            metrics,
+        ));
     }
     match crate::ipvs::IpvsClient::connect().await {
-        Ok(client) => Ok(spawn_director(config, client, commands, status)),
+        Ok(client) => Ok(spawn_director(config, client, commands, status, metrics)),
         Err(e) => Err(match e.hint() {
             Some(hint) => format!("cannot open IPVS: {e} ({hint})"),
             None => format!("cannot open IPVS: {e}"),
@@ -254,9 +271,12 @@ fn spawn_director<B: Backend + 'static>(
     backend: B,
     commands: mpsc::Receiver<Command>,
     status: watch::Sender<Status>,
+    metrics: director::Metrics,
 ) -> DirectorTask {
     tokio::spawn(async move {
-        director::run(config, backend, commands, status)
+        director::Director::new(config, backend)
+            .with_metrics(metrics)
+            .run(commands, status)
             .await
             .map_err(|e| e.to_string())
     })
@@ -319,6 +339,9 @@ impl Daemon {
     async fn main(&mut self, notifier: &mut Option<ReadyNotifier>) -> u8 {
         // Ready = the director adopted and programmed the table once.
         let mut ready_rx = self.status_rx.clone();
+        // A HUP while starting (e.g. the file was edited right after `start`) is kept and
+        // served once running, so the edit is not lost.
+        let mut reload_while_starting = false;
         // (`wait_for` hands back a read guard of the channel: drop it at once, or the
         // director could never publish again.)
         let first = tokio::select! {
@@ -326,7 +349,7 @@ impl Daemon {
                 first.map(|r| r.map(drop))
             }
             // Stopped while starting: still a clean stop (cleanstop, pid file).
-            SignalEvent::Stop(name) = stop_again(&mut self.signals) => {
+            name = stop_while_starting(&mut self.signals, &mut reload_while_starting) => {
                 if let Some(n) = notifier.as_mut() {
                     n.failed(&format!("stopped by SIG{name} while starting"));
                 }
@@ -363,6 +386,12 @@ impl Daemon {
             self.options.config_file.display(),
             std::process::id()
         );
+        if reload_while_starting {
+            tracing::info!(
+                "Reloading Linux Director Daemon config on signal received while starting"
+            );
+            self.request_reload(Trigger::Signal, None);
+        }
 
         let mut tick = tokio::time::interval(WATCH_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -484,6 +513,9 @@ impl Daemon {
                 if config.global.supervised != self.config.global.supervised {
                     tracing::warn!("supervised changed: it takes effect at the next start");
                 }
+                if config.global.metrics != self.config.global.metrics {
+                    tracing::warn!("metrics changed: it takes effect at the next start");
+                }
                 self.log.set_sink(Sink::choose(
                     self.options.mode,
                     &config.global.logfile,
@@ -572,6 +604,16 @@ impl Daemon {
                 tracing::info!("Linux Director Daemon terminated on signal: {signal}");
                 1
             }
+        }
+    }
+}
+
+/// Waits for a stop signal while starting; a reload signal is only noted.
+async fn stop_while_starting(signals: &mut Signals, reload_seen: &mut bool) -> &'static str {
+    loop {
+        match signals.recv().await {
+            SignalEvent::Stop(name) => return name,
+            SignalEvent::Reload => *reload_seen = true,
         }
     }
 }

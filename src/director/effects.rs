@@ -351,29 +351,21 @@ fn escape(message: &str) -> String {
     out
 }
 
-/// `Fri Nov 27 09:07:00 2026`, the shape of Perl's scalar `localtime`, in UTC.
+/// `Fri Nov 27 09:07:00 2026`: Perl's scalar `localtime`, in the system's time zone.
 pub fn ctime(t: SystemTime) -> String {
-    let iso = super::status::rfc3339(t);
-    // 2026-11-27T09:07:00.000Z
-    let (y, m, d) = (&iso[0..4], &iso[5..7], &iso[8..10]);
-    let (year, month, day): (i64, usize, u32) = (
-        y.parse().unwrap_or(1970),
-        m.parse().unwrap_or(1),
-        d.parse().unwrap_or(1),
-    );
-    let days = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 86_400);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{} {} {day:>2} {} {year}",
-        WEEKDAYS[(days % 7) as usize],
-        MONTHS[month.saturating_sub(1).min(11)],
-        &iso[11..19]
-    )
+    ctime_in(t, &jiff::tz::TimeZone::system())
+}
+
+fn ctime_in(t: SystemTime, zone: &jiff::tz::TimeZone) -> String {
+    match jiff::Timestamp::try_from(t) {
+        Ok(ts) => {
+            let local = ts.to_zoned_datetime(zone.clone());
+            jiff::fmt::strtime::format("%a %b %e %H:%M:%S %Y", &local)
+                .unwrap_or_else(|_| local.to_string())
+        }
+        // Outside jiff's range (years beyond ±9999): a clock this wrong is shown as is.
+        Err(_) => super::status::rfc3339(t),
+    }
 }
 
 /// Appends monitor lines; a failure is logged (the first, then every hundredth) and never fatal
@@ -466,9 +458,14 @@ mod tests {
     #[test]
     fn ctime_and_escape() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_770_420);
-        assert_eq!(ctime(t), "Fri Nov 27 09:07:00 2026");
+        let utc = jiff::tz::TimeZone::UTC;
+        assert_eq!(ctime_in(t, &utc), "Fri Nov 27 09:07:00 2026");
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(86_400 * 3);
-        assert_eq!(ctime(t), "Sun Jan  4 00:00:00 1970");
+        assert_eq!(ctime_in(t, &utc), "Sun Jan  4 00:00:00 1970");
+        let berlin = jiff::tz::TimeZone::get("Europe/Berlin");
+        if let Ok(berlin) = berlin {
+            assert_eq!(ctime_in(t, &berlin), "Sun Jan  4 01:00:00 1970");
+        }
         assert_eq!(escape("a|b%c\r\n"), "a%7cb%25c%0d%0a");
     }
 

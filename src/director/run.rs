@@ -653,6 +653,18 @@ impl<B: Backend> Director<B> {
             Op::DelDest { service, dest } => (*service, Some((*dest, 0))),
             _ => return,
         };
+        if is_datapath(&service) {
+            // Not a virtual service of the configuration: no Perl text, no alert.
+            let what = match (op, dest) {
+                (Op::AddService(_), _) => "added".to_string(),
+                (Op::DelService(_), _) => "removed".to_string(),
+                (Op::DelDest { .. }, Some((d, _))) => format!("lost destination {d}"),
+                (_, Some((d, _))) => format!("points at {d}"),
+                _ => "changed".to_string(),
+            };
+            tracing::info!(service = %service, "data-path check service {service} {what}");
+            return;
+        }
         let vi = self.layout.virtual_index(&service);
         let (vname, vid) = match vi {
             Some(vi) => (

@@ -413,10 +413,14 @@ fn routes(config: &Config, facts: &Facts, out: &mut Vec<Finding>) {
 /// `checkdatapath=yes` with direct routing or tunnelling: the real server answers the check
 /// from the VIP, which is an address of this director, and the kernel drops packets that
 /// arrive with a local source address unless `accept_local` is on for the interface they
-/// arrive on (measured in the VM; strict `rp_filter` did not matter there). NAT replies
-/// come from the real server's address and need nothing.
+/// arrive on (measured in the VM). With strict `rp_filter` the kernel also wants the source
+/// to be routed back through that interface, which a local address is only when it sits on
+/// that very interface: a VIP on `lo` or on another interface fails the reverse-path test
+/// (measured in the VM too; loose mode, 2, passes). NAT replies come from the real server's
+/// address and need nothing.
 fn datapath(config: &Config, facts: &Facts, out: &mut Vec<Finding>) {
     let mut seen = BTreeSet::new();
+    let mut seen_rpf = BTreeSet::new();
     for v in config.virtuals.iter().filter(|v| v.check.datapath) {
         for r in &v.reals {
             if r.addr.is_ipv6() || r.forwarding == Forwarding::Masq {
@@ -428,6 +432,25 @@ fn datapath(config: &Config, facts: &Facts, out: &mut Vec<Finding>) {
             let Some(dev) = route.dev.as_deref() else {
                 continue;
             };
+            if let (Endpoint::Addr { addr: vip, .. }, Some(addresses)) =
+                (&v.endpoint, &facts.addresses)
+                && facts.effective_max(dev, "rp_filter") == Some(1)
+                && !addresses.iter().any(|a| a.addr == vip.ip() && a.dev == dev)
+                && seen_rpf.insert((dev.to_string(), vip.ip()))
+            {
+                out.push(
+                    Finding::new(
+                        Severity::Fail,
+                        "datapath",
+                        format!(
+                            "checkdatapath ({}): {dev} has strict rp_filter and the VIP {} is not on {dev}, so the real servers' answers from the VIP fail the reverse-path test; every data-path check would fail",
+                            at(v),
+                            vip.ip()
+                        ),
+                    )
+                    .fix(format!("sysctl -w net.ipv4.conf.{dev}.rp_filter=2 (loose), and set it in /etc/sysctl.d/")),
+                );
+            }
             if !seen.insert(dev.to_string()) {
                 continue;
             }
@@ -698,6 +721,50 @@ mod tests {
         // without checkdatapath, nothing is said about it
         let (_, out) = run(DR, &ready());
         assert!(!out.contains("accept_local"), "{out}");
+    }
+
+    #[test]
+    fn datapath_checks_and_strict_rp_filter() {
+        let text = format!("{DR}\tcheckdatapath=yes\n");
+        let mut f = ready();
+        f.sysctl.insert("net.ipv4.conf.br0.accept_local".into(), 1);
+        f.sysctl.insert("net.ipv4.conf.all.rp_filter".into(), 1);
+        // the VIP on the interface the answers come in on: strict mode lets them through
+        let (blocks, out) = run(&text, &f);
+        assert!(!blocks, "{out}");
+        assert!(!out.contains("rp_filter"), "{out}");
+        // the VIP on lo: they fail the reverse-path test
+        if let Some(a) = f.addresses.as_mut() {
+            a.retain(|a| a.addr != "10.0.0.100".parse::<IpAddr>().unwrap());
+            a.push(LocalAddress {
+                dev: "lo".into(),
+                addr: "10.0.0.100".parse().unwrap(),
+                prefix_len: 32,
+            });
+        }
+        let (blocks, out) = run(&text, &f);
+        assert!(blocks, "{out}");
+        assert_eq!(
+            out.matches("rp_filter").count(),
+            2,
+            "one finding, one fix: {out}"
+        );
+        assert!(
+            out.contains("FAIL  checkdatapath (/etc/ha.d/t.cf:1): br0 has strict rp_filter and the VIP 10.0.0.100 is not on br0"),
+            "{out}"
+        );
+        assert!(
+            out.contains("fix: sysctl -w net.ipv4.conf.br0.rp_filter=2 (loose)"),
+            "{out}"
+        );
+        // loose mode on the interface wins over strict `all`
+        f.sysctl.insert("net.ipv4.conf.br0.rp_filter".into(), 2);
+        let (blocks, out) = run(&text, &f);
+        assert!(!blocks, "{out}");
+        // and without checkdatapath nothing is said about rp_filter
+        f.sysctl.insert("net.ipv4.conf.br0.rp_filter".into(), 1);
+        let (_, out) = run(DR, &f);
+        assert!(!out.contains("rp_filter"), "{out}");
     }
 
     #[test]

@@ -270,3 +270,26 @@ pub fn open_fds() -> usize {
         .map(|d| d.count())
         .unwrap_or(0)
 }
+
+/// Runs `check` beside a timer armed for `deadline` and returns its output, how long it
+/// took, and how late the timer fired: what this host's load (CI runs VMs and compilers
+/// beside the tests) adds to any deadline, so a deadline test can allow exactly that.
+pub async fn timed_against_reference<T>(
+    deadline: Duration,
+    check: impl std::future::Future<Output = T>,
+) -> (T, Duration, Duration) {
+    let started = tokio::time::Instant::now();
+    let reference = tokio::spawn(async move {
+        tokio::time::sleep(deadline).await;
+        started.elapsed().saturating_sub(deadline)
+    });
+    let output = check.await;
+    let took = started.elapsed();
+    let load_delay = if took > deadline {
+        reference.await.unwrap_or_default()
+    } else {
+        reference.abort();
+        Duration::ZERO
+    };
+    (output, took, load_delay)
+}

@@ -5,6 +5,9 @@
 #                                         output, and counts
 #   expect_eq "what" EXPECTED ACTUAL      string comparison, diff on failure
 #   finish                                prints "N passed, N failed"; exit status 1 on any failure
+#   unpack_debs PKG...                    unpacks what debs.sh fetched for PKG… (the suite's
+#                                         "# vm-debs:" line) over the VM's throwaway root,
+#                                         except the PKG! ones; debs_dir PKG... is where
 #
 # Suites run as root in the VM, one after the other; each leaves the VM as it found it
 # (topology down, IPVS table empty): the runner checks.
@@ -36,6 +39,27 @@ expect_eq() {
     FAILED=$((FAILED + 1)); echo "FAIL - $what"
     diff <(echo "$expected") <(echo "$actual") | sed 's/^/    | /' || true
   fi
+}
+
+debs_dir() {  # PKG...: where debs.sh put them
+  local name
+  name=$(printf '%s\n' "$@" | sort -u | paste -sd+)
+  echo "${LDIRECTORD_VM_CACHE:-/var/cache/ldirectord-vm}/debs/extra/$name"
+}
+
+unpack_debs() {
+  local dir deb p skip
+  dir=$(debs_dir "$@")
+  [[ -s $dir/.complete ]] || { echo "unpack_debs: $dir missing (suite.sh fetches it: # vm-debs: $*)" >&2; return 1; }
+  for deb in "$dir"/*.deb; do
+    [[ -e $deb ]] || continue
+    skip=0
+    for p in "$@"; do [[ $p == *'!' && ${deb##*/} == "${p%!}"_* ]] && skip=1; done
+    ((skip)) && continue
+    # --keep-directory-symlink: /lib, /bin, /sbin are symlinks into /usr (merged /usr)
+    dpkg-deb --fsys-tarfile "$deb" | tar -x --keep-directory-symlink -C / || return 1
+  done
+  ldconfig
 }
 
 finish() {

@@ -2,7 +2,8 @@
 # suite.sh [--only REGEX] [-t SECONDS] — the real-kernel test suite, in one VM boot.
 #
 # On the host: builds the ldirectord binary and the kernel test binaries (tests/kernel*.rs)
-# with cargo — programs run about 10x slower in the VM — then boots the VM once (vm.sh) and,
+# with cargo — programs run about 10x slower in the VM —, fetches the Debian packages that
+# script suites ask for ("# vm-debs: PKG…", see debs.sh), then boots the VM once (vm.sh) and,
 # inside it as root, runs one after the other:
 #   * every kernel test binary with --ignored --test-threads=1 --nocapture (their tests are
 #     #[ignore]d so that a plain `cargo test` never touches a host's IPVS table);
@@ -101,10 +102,19 @@ cargo test --no-run --tests --message-format=json-render-diagnostics > "$results
 } | awk -F'\t' -v only="$ONLY" 'only == "" || $1 ~ only' > "$results/items"
 rm -f "$results/build.json"
 [[ -s $results/items ]] || { echo "suite: nothing matches --only '$ONLY'" >&2; exit 2; }
+# Debian packages a script suite runs in the VM ("# vm-debs: PKG…"), fetched here: the VM has
+# no network.
+while IFS=$'\t' read -r name item; do
+  [[ $item == *.sh ]] || continue
+  read -ra debs <<< "$(sed -n 's/^# vm-debs: //p' "$item")"
+  ((${#debs[@]})) || continue
+  echo "=== $name needs ${debs[*]}: $("$VM_DIR/debs.sh" "${debs[@]}")"
+done < "$results/items"
 echo "host build: $(since "$t0") s; $(wc -l < "$results/items") items: $(cut -f1 "$results/items" | tr '\n' ' ')"
 
-export LDIRECTORD_BIN
+export LDIRECTORD_BIN LDIRECTORD_VM_RESULTS
 LDIRECTORD_BIN=$target/debug/ldirectord
+LDIRECTORD_VM_RESULTS=$results  # shared with the VM: suites may leave logs there
 t1=$(now)
 status=0
 "$VM_DIR/vm.sh" -w "$results" -t "$TIMEOUT" bash "$VM_DIR/suite.sh" --in-vm "$results" || status=$?

@@ -2,15 +2,16 @@
 # topology.sh — an LVS test bed of network namespaces, for use INSIDE the test VM (vm.sh).
 # It refuses to run elsewhere: it creates namespaces, bridges and addresses and flushes IPVS.
 #
-#   topology.sh up [--mode dr|nat] [--reals N] [--directors 1|2] [--ipvs]
+#   topology.sh up [--mode dr|nat] [--reals N] [--directors 1|2] [--pair] [--ipvs]
 #       build it (defaults: dr, 2 real servers, 1 director). --ipvs also programs VIP:80 (rr)
-#       with every real server, a baseline for tests that run no ldirectord.
+#       with every real server, a baseline for tests that run no ldirectord. --pair (dr only):
+#       two directors that are both namespaces (dir1 too), for cluster failover tests.
 #   topology.sh down                     tear everything down (namespaces, links, servers, IPVS)
 #   topology.sh stop-http NAME | start-http NAME
 #       stop / start the HTTP server of rsN (or "fallback": one in dir1 on :80, for
 #       ldirectord's fallback=127.0.0.1:80)
 #   topology.sh link-down NAME | link-up NAME
-#       unplug / replug rsN (or dir2): its packets vanish without any RST
+#       unplug / replug rsN (or dir2; dir1 with --pair): its packets vanish without any RST
 #   topology.sh requests COUNT [TIMEOUT]
 #       COUNT fresh HTTP connections client -> VIP:80, each with TIMEOUT s (default 2);
 #       prints "requests=C ok=O failed=F rs1=.. rs2=.." (and one line per request with -v)
@@ -25,6 +26,9 @@
 #   dir2    (--directors 2) net + mount + UTS namespaces: own IPVS table, own /run, hostname
 #           dir2; eth0 10.0.0.3 fd00::3 on br0. With two directors no one holds the VIP
 #           until "vip add" says who: that is the failover tool's job.
+#   --pair  dir1 is such a namespace too (eth0 10.0.0.1 fd00::1, hostname dir1, own /run);
+#           the VM's root namespace only holds the bridge, so either director can be
+#           unplugged (link-down dir1|dir2) or have its processes killed.
 #   rsN     netns, eth0 10.0.0.(10+N) fd00::(10+N) on br0; busybox httpd :80 serving
 #           /index.html "rsN" and /check.txt "OK rsN"
 #   client  netns. dr: eth0 10.0.0.2 fd00::2 on br0.
@@ -52,7 +56,11 @@ load() {
 # execs the program, so "${NS_PREFIX[@]}" prog & leaves $! = the program's pid
 ns_prefix() {
   case $1 in
-    dir1) NS_PREFIX=() ;;
+    dir1) if [[ -e /run/netns/dir1 ]]; then
+            NS_PREFIX=(nsenter --net=/run/netns/dir1 --mount="$STATE/ns/dir1.mnt" --uts="$STATE/ns/dir1.uts" --)
+          else
+            NS_PREFIX=()
+          fi ;;
     dir2) NS_PREFIX=(nsenter --net=/run/netns/dir2 --mount="$STATE/ns/dir2.mnt" --uts="$STATE/ns/dir2.uts" --) ;;
     *) [[ -e /run/netns/$1 ]] || die "no namespace $1"; NS_PREFIX=(ip netns exec "$1") ;;
   esac
@@ -100,6 +108,24 @@ stop_http() {
   rm -f "$STATE/$name.pid"
 }
 
+add_director() {  # NAME V4 V6: a director in its own net, mount and UTS namespaces on br0
+  local name=$1
+  add_host "$name" "$2" "$3" br0
+  # a mount namespace of its own (fresh /run for pid files and sockets, /sys of its netns)
+  # and a hostname of its own; both kept alive by bind mounts on a private mount point
+  if ! mountpoint -q "$STATE/ns"; then
+    mount --bind "$STATE/ns" "$STATE/ns"
+    mount --make-private "$STATE/ns"
+  fi
+  touch "$STATE/ns/$name.mnt" "$STATE/ns/$name.uts"
+  # (nsenter, not "ip netns exec": that one's private mount namespace would swallow the binds)
+  nsenter --net="/run/netns/$name" unshare --mount="$STATE/ns/$name.mnt" --uts="$STATE/ns/$name.uts" \
+    --propagation private sh -c '
+      hostname "$1"
+      mount -t tmpfs -o mode=755 tmpfs /run && mkdir -p /run/lock
+      umount -l /sys 2>/dev/null; mount -t sysfs sysfs /sys' sh "$name"
+}
+
 real_name() {  # rsN, or N, -> rsN
   local n=${1#rs}
   [[ $n =~ ^[0-9]+$ ]] && ((n >= 1 && n <= REALS)) || die "no real server $1 (1..$REALS)"
@@ -107,12 +133,13 @@ real_name() {  # rsN, or N, -> rsN
 }
 
 up() {
-  local mode=dr reals=2 directors=1 ipvs=0
+  local mode=dr reals=2 directors=1 ipvs=0 pair=0
   while (($#)); do
     case $1 in
       --mode) mode=$2; shift 2 ;;
       --reals) reals=$2; shift 2 ;;
       --directors) directors=$2; shift 2 ;;
+      --pair) pair=1; directors=2; shift ;;
       --ipvs) ipvs=1; shift ;;
       *) die "up: unknown option $1" ;;
     esac
@@ -120,6 +147,8 @@ up() {
   [[ $mode == dr || $mode == nat ]] || die "--mode is dr or nat"
   [[ $reals =~ ^[0-9]+$ ]] && ((reals >= 1 && reals <= 80)) || die "--reals is 1..80"
   [[ $directors == 1 || $directors == 2 ]] || die "--directors is 1 or 2"
+  ((pair == 0)) || [[ $mode == dr ]] || die "--pair is for dr only"
+  ((pair == 0 || ipvs == 0)) || die "--pair and --ipvs: each director programs its own table"
   [[ -e $STATE/env ]] && die "already up (topology.sh down first)"
   mkdir -p "$STATE/ns" "$WWW"
 
@@ -127,8 +156,10 @@ up() {
   if [[ $mode == dr ]]; then vip=10.0.0.100 vip6=fd00::100; else vip=10.0.1.100 vip6=fd00:1::100; fi
   ip link set lo up
   ip link add br0 type bridge
-  ip addr add 10.0.0.1/24 dev br0
-  ip addr add fd00::1/64 dev br0 nodad
+  if ((pair == 0)); then
+    ip addr add 10.0.0.1/24 dev br0
+    ip addr add fd00::1/64 dev br0 nodad
+  fi
   ip link set br0 up
 
   for ((i = 1; i <= reals; i++)); do
@@ -160,19 +191,11 @@ up() {
     sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
   fi
 
+  if ((pair)); then
+    add_director dir1 10.0.0.1 fd00::1
+  fi
   if ((directors == 2)); then
-    add_host dir2 10.0.0.3 fd00::3 br0
-    # a mount namespace of its own (fresh /run for pid files and sockets, /sys of its netns)
-    # and a hostname of its own; both kept alive by bind mounts on a private mount point
-    mount --bind "$STATE/ns" "$STATE/ns"
-    mount --make-private "$STATE/ns"
-    touch "$STATE/ns/dir2.mnt" "$STATE/ns/dir2.uts"
-    # (nsenter, not "ip netns exec": that one's private mount namespace would swallow the binds)
-    nsenter --net=/run/netns/dir2 unshare --mount="$STATE/ns/dir2.mnt" --uts="$STATE/ns/dir2.uts" \
-      --propagation private sh -c '
-        hostname dir2
-        mount -t tmpfs -o mode=755 tmpfs /run && mkdir -p /run/lock
-        umount -l /sys 2>/dev/null; mount -t sysfs sysfs /sys'
+    add_director dir2 10.0.0.3 fd00::3
   elif [[ $mode == dr ]]; then
     ip addr add "$vip/32" dev br0
     ip addr add "$vip6/128" dev br0 nodad
@@ -190,6 +213,7 @@ up() {
 MODE=$mode
 REALS=$reals
 DIRECTORS=$directors
+PAIR=$pair
 VIP=$vip
 VIP6=$vip6
 REAL_NAMES="${list% }"
@@ -211,8 +235,15 @@ down() {
   local f
   for f in "$STATE"/*.pid; do [[ -e $f ]] && stop_http "$(basename "$f" .pid)"; done
   ipvsadm -C 2>/dev/null || true
-  if [[ -e /run/netns/dir2 ]]; then ip netns exec dir2 ipvsadm -C 2>/dev/null || true; fi
-  umount "$STATE/ns/dir2.mnt" "$STATE/ns/dir2.uts" 2>/dev/null || true
+  local d
+  for d in dir1 dir2; do
+    if [[ -e /run/netns/$d ]]; then
+      ip netns exec "$d" ipvsadm -C 2>/dev/null || true
+      ip netns exec "$d" ipvsadm --stop-daemon master 2>/dev/null || true
+      ip netns exec "$d" ipvsadm --stop-daemon backup 2>/dev/null || true
+    fi
+    umount "$STATE/ns/$d.mnt" "$STATE/ns/$d.uts" 2>/dev/null || true
+  done
   umount "$STATE/ns" 2>/dev/null || true
   for f in /run/netns/*; do [[ -e $f ]] && ip netns del "$(basename "$f")"; done
   ip link del br0 2>/dev/null || true
@@ -243,7 +274,7 @@ requests() {
 vip() {
   local action=$1 director=$2 dev=eth0
   load
-  [[ $director == dir1 ]] && { dev=br0; [[ $MODE == nat ]] && dev=brc; }
+  [[ $director == dir1 && ${PAIR:-0} != 1 ]] && { dev=br0; [[ $MODE == nat ]] && dev=brc; }
   in_ns "$director" ip addr "$action" "$VIP/32" dev "$dev"
   in_ns "$director" ip addr "$action" "$VIP6/128" dev "$dev" nodad 2>/dev/null ||
     in_ns "$director" ip addr "$action" "$VIP6/128" dev "$dev"
@@ -260,7 +291,7 @@ status() {
   for name in $REAL_NAMES fallback; do
     if [[ -s $STATE/$name.pid ]]; then echo "http $name: running"; else echo "http $name: stopped"; fi
   done
-  echo "--- dir1"; ipvsadm -Ln
+  echo "--- dir1"; in_ns dir1 ipvsadm -Ln
   if ((DIRECTORS == 2)); then echo "--- dir2"; in_ns dir2 ipvsadm -Ln; fi
 }
 
@@ -275,7 +306,8 @@ case $command in
     "${command/-/_}" "$name" ;;
   link-down|link-up)
     load
-    name=$1; [[ $name == dir2 ]] || name=$(real_name "$1")
+    name=$1
+    [[ $name == dir2 || ($name == dir1 && ${PAIR:-0} == 1) ]] || name=$(real_name "$1")
     ip link set "$name-h" "${command#link-}" ;;
   requests) requests "$@" ;;
   exec) load; in_ns "$@" ;;
