@@ -590,8 +590,18 @@ fn compare(our_runner: &Ours, save: bool, args: &[String]) -> Result<u32, String
     let mut last = None;
     for attempt in 0..6 {
         let theirs = spawn("ipvsadm", &ipvsadm_args);
-        let ours = our_runner.run(&our_args);
-        let theirs = Run::from(theirs.wait_with_output().unwrap());
+        // The sandwich needs ours to read the kernel between the two ipvsadm runs; an
+        // in-process listing reads long before a starting ipvsadm does, so it waits.
+        let (theirs, ours) = match our_runner {
+            Ours::InProcess => {
+                let theirs = Run::from(theirs.wait_with_output().unwrap());
+                (theirs, our_runner.run(&our_args))
+            }
+            Ours::Program(_) => {
+                let ours = our_runner.run(&our_args);
+                (Run::from(theirs.wait_with_output().unwrap()), ours)
+            }
+        };
         if ours.same_as(&theirs) {
             return Ok(attempt);
         }
