@@ -328,16 +328,7 @@ pub(crate) fn parse_args<A: Parser>(
     word: &str,
     args: &[String],
 ) -> Result<A, ExitCode> {
-    let mut argv = vec![name.to_string()];
-    let mut skipped = false;
-    for a in args {
-        if !skipped && a == word {
-            skipped = true;
-            continue;
-        }
-        argv.push(a.clone());
-    }
-    A::try_parse_from(argv).map_err(|e| {
+    A::try_parse_from(argv_for(name, word, args)).map_err(|e| {
         let _ = e.print();
         ExitCode::from(if e.use_stderr() {
             exit::USAGE
@@ -347,31 +338,107 @@ pub(crate) fn parse_args<A: Parser>(
     })
 }
 
+/// The command line clap sees: the subcommand word replaced by the command's name.
+fn argv_for(name: &str, word: &str, args: &[String]) -> Vec<String> {
+    let mut argv = vec![name.to_string()];
+    let mut skipped = false;
+    for a in args {
+        if !skipped && a == word {
+            skipped = true;
+            continue;
+        }
+        argv.push(a.clone());
+    }
+    argv
+}
+
 pub fn run(args: &[String]) -> ExitCode {
-    let args: ListArgs = match parse_args("ldirectord list", "list", args) {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
+    match parse_args("ldirectord list", "list", args) {
+        Ok(args) => execute(&args).emit(),
+        Err(code) => code,
+    }
+}
+
+/// [`run`] without printing: what it would print and its exit status.
+pub fn capture(args: &[String]) -> Captured {
+    match parse_args_captured("ldirectord list", "list", args) {
+        Ok(args) => execute(&args),
+        Err(captured) => captured,
+    }
+}
+
+fn execute(args: &ListArgs) -> Captured {
     let mode = match args.mode() {
         Ok(m) => m,
-        Err(e) => {
-            eprintln!("ldirectord list: {e}");
-            return ExitCode::from(exit::USAGE);
-        }
+        Err(e) => return Captured::failed(exit::USAGE, format!("ldirectord list: {e}\n")),
     };
     let data = match with_kernel(async |client: &mut IpvsClient| fetch(client, &mode).await) {
         Ok(d) => d,
-        Err(e) => {
-            eprintln!("ldirectord list: {e}");
-            return ExitCode::from(exit::FAILURE);
-        }
+        Err(e) => return Captured::failed(exit::FAILURE, format!("ldirectord list: {e}\n")),
     };
     let text = if args.numeric || args.json {
         render(&mode, args.json, &data, &mut Numeric)
     } else {
         render(&mode, args.json, &data, &mut SystemNames::load())
     };
-    print_or_fail(&text)
+    Captured::printed(text)
+}
+
+/// What a `list` or `save` run prints, and its exit status. The differential test
+/// (tests/kernel_diff.rs) runs thousands of listings; under emulation a process per
+/// listing was most of its time, so it runs most of them in-process through this.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Captured {
+    pub status: u8,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Captured {
+    pub(crate) fn printed(stdout: String) -> Captured {
+        Captured {
+            status: exit::OK,
+            stdout,
+            stderr: String::new(),
+        }
+    }
+
+    pub(crate) fn failed(status: u8, stderr: String) -> Captured {
+        Captured {
+            status,
+            stdout: String::new(),
+            stderr,
+        }
+    }
+
+    /// Prints it as the binary does; the exit code.
+    pub fn emit(&self) -> ExitCode {
+        if !self.stderr.is_empty() {
+            eprint!("{}", self.stderr);
+        }
+        if self.stdout.is_empty() {
+            ExitCode::from(self.status)
+        } else {
+            print_or_fail(&self.stdout)
+        }
+    }
+}
+
+/// [`parse_args`] for [`Captured`] runs: clap's message goes into the result instead of
+/// the terminal.
+pub(crate) fn parse_args_captured<A: Parser>(
+    name: &str,
+    word: &str,
+    args: &[String],
+) -> Result<A, Captured> {
+    A::try_parse_from(argv_for(name, word, args)).map_err(|e| {
+        let text = e.render().to_string();
+        if e.use_stderr() {
+            Captured::failed(exit::USAGE, text)
+        } else {
+            Captured::printed(text)
+        }
+    })
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth a message.
@@ -434,6 +501,25 @@ mod tests {
                 .mode()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn captured_runs_report_what_the_binary_would_print() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Both fail before any kernel is asked.
+        let conflict = capture(&words(&["list", "--timeout", "--stats"]));
+        assert_eq!(conflict.status, exit::USAGE);
+        assert_eq!(
+            conflict.stderr,
+            "ldirectord list: options conflicts in the list command\n"
+        );
+        assert!(conflict.stdout.is_empty());
+        let unknown = capture(&words(&["list", "--no-such-option"]));
+        assert_eq!(unknown.status, exit::USAGE);
+        assert!(unknown.stderr.contains("--no-such-option"), "{unknown:?}");
+        let help = capture(&words(&["list", "--help"]));
+        assert_eq!(help.status, exit::OK);
+        assert!(help.stdout.contains("ipvsadm -L"), "{help:?}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use super::exit;
-use super::list::{parse_args, print_or_fail, to_json, with_kernel};
+use super::list::{Captured, parse_args, parse_args_captured, to_json, with_kernel};
 use super::names::SystemNames;
 use crate::ipvs::listing::{self, Names, Numeric};
 use crate::ipvs::{Backend, Info, IpvsClient, Table};
@@ -36,25 +36,33 @@ pub fn render(args: &SaveArgs, info: &Info, table: &Table, names: &mut dyn Names
 }
 
 pub fn run(args: &[String]) -> ExitCode {
-    let args: SaveArgs = match parse_args("ldirectord save", "save", args) {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
+    match parse_args("ldirectord save", "save", args) {
+        Ok(args) => execute(&args).emit(),
+        Err(code) => code,
+    }
+}
+
+/// [`run`] without printing: what it would print and its exit status.
+pub fn capture(args: &[String]) -> Captured {
+    match parse_args_captured("ldirectord save", "save", args) {
+        Ok(args) => execute(&args),
+        Err(captured) => captured,
+    }
+}
+
+fn execute(args: &SaveArgs) -> Captured {
     let fetched = with_kernel(async |client: &mut IpvsClient| {
         let info = client.info().await?;
         Ok((info, client.table().await?))
     });
     let (info, table) = match fetched.map_err(|e| e.context("reading the table")) {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("ldirectord save: {e:#}");
-            return ExitCode::from(exit::FAILURE);
-        }
+        Err(e) => return Captured::failed(exit::FAILURE, format!("ldirectord save: {e:#}\n")),
     };
     let text = if args.numeric || args.json {
-        render(&args, &info, &table, &mut Numeric)
+        render(args, &info, &table, &mut Numeric)
     } else {
-        render(&args, &info, &table, &mut SystemNames::load())
+        render(args, &info, &table, &mut SystemNames::load())
     };
-    print_or_fail(&text)
+    Captured::printed(text)
 }

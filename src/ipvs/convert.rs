@@ -272,7 +272,8 @@ pub fn dest_dump_attrs(dest: &Dest) -> Vec<DestAttr> {
 /// parsed nest, and by [`dest_from_frame`] straight from the bytes).
 struct DestFold {
     dest: Dest,
-    addr: Option<Vec<u8>>,
+    /// Zero-padded, as the kernel pads short addresses.
+    addr: Option<[u8; 16]>,
     port: Option<u16>,
     family: Option<u16>,
     stats32: Option<Stats>,
@@ -294,7 +295,7 @@ impl DestFold {
     fn take(&mut self, attr: &DestAttr) {
         let d = &mut self.dest;
         match attr {
-            DestAttr::Addr(v) => self.addr = Some(v.clone()),
+            DestAttr::Addr(v) => self.set_addr(v),
             DestAttr::Port(v) => self.port = Some(*v),
             DestAttr::FwdMethod(v) => d.forward = Forward::from_wire(*v),
             DestAttr::Weight(v) => d.weight = *v as i32,
@@ -311,6 +312,13 @@ impl DestFold {
             DestAttr::TunFlags(v) => d.tunnel.flags = TunnelFlags(*v),
             DestAttr::Other(_) => {}
         }
+    }
+
+    fn set_addr(&mut self, bytes: &[u8]) {
+        let mut full = [0u8; 16];
+        let n = bytes.len().min(16);
+        full[..n].copy_from_slice(&bytes[..n]);
+        self.addr = Some(full);
     }
 
     fn finish(self, service_family: Family) -> Result<Dest, IpvsError> {
@@ -385,6 +393,12 @@ pub fn dest_from_frame(frame: &[u8], service_family: Family) -> Result<Dest, Ipv
                 } else {
                     f.stats64 = Some(stats);
                 }
+            } else if inner.kind() == 1
+                && codec_flags_fit(&inner, false)
+                && inner.value().len() <= 16
+            {
+                // What DestAttr::parse makes of it, without allocating the Vec.
+                f.set_addr(inner.value());
             } else {
                 f.take(&DestAttr::parse(&inner).map_err(bad)?);
             }

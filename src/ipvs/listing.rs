@@ -146,25 +146,58 @@ fn addrport(
     numeric: bool,
     names: &mut dyn Names,
 ) -> String {
+    let mut out = String::new();
+    addrport_into(&mut out, family, addr, port, protocol, numeric, names);
+    out
+}
+
+/// [`addrport`] appended to `out`: a listing formats one per real server, so the numeric
+/// case writes straight into a reused buffer.
+fn addrport_into(
+    out: &mut String,
+    family: Family,
+    addr: &IpAddr,
+    port: u16,
+    protocol: u16,
+    numeric: bool,
+    names: &mut dyn Names,
+) {
     let (open, close) = match family {
         Family::Inet => ("", ""),
         Family::Inet6 => ("[", "]"),
     };
-    if numeric {
-        return format!("{open}{}{close}:{port}", ntop(addr));
+    out.push_str(open);
+    let host = if numeric { None } else { names.host(addr) };
+    match (host, addr) {
+        (Some(name), _) => out.push_str(&name),
+        (None, IpAddr::V4(a)) => {
+            let _ = write!(out, "{a}");
+        }
+        (None, IpAddr::V6(a)) => out.push_str(&inet_ntop6(a)),
     }
-    let host = names.host(addr).unwrap_or_else(|| ntop(addr));
+    out.push_str(close);
+    out.push(':');
     // ipvsadm only looks up TCP, UDP and SCTP ports (a fwmark service has protocol 0).
     let service = match Protocol::from_number(protocol) {
+        _ if numeric => None,
         Protocol::Other(_) => None,
         p => names.service(port, p),
     };
-    let service = service.unwrap_or_else(|| port.to_string());
-    format!("{open}{host}{close}:{service}")
+    match service {
+        Some(name) => out.push_str(&name),
+        None => {
+            let _ = write!(out, "{port}");
+        }
+    }
 }
 
 /// C's `buf[n] = '\0'` on a string that may be shorter.
 fn cut(mut s: String, n: usize) -> String {
+    truncate_at(&mut s, n);
+    s
+}
+
+fn truncate_at(s: &mut String, n: usize) {
     if s.len() > n {
         let mut end = n;
         while !s.is_char_boundary(end) {
@@ -172,7 +205,6 @@ fn cut(mut s: String, n: usize) -> String {
         }
         s.truncate(end);
     }
-    s
 }
 
 /// `print_largenum`.
@@ -595,13 +627,21 @@ fn service_entry(
     }
     out.push('\n');
 
+    let mut dname = String::new();
     for d in dests {
-        let dname = addrport(d.family(), &d.addr, d.port, e.protocol, opts.numeric, names);
-        let dname = if !rule && d.family() != Family::Inet6 {
-            cut(dname, 28)
-        } else {
-            dname
-        };
+        dname.clear();
+        addrport_into(
+            &mut dname,
+            d.family(),
+            &d.addr,
+            d.port,
+            e.protocol,
+            opts.numeric,
+            names,
+        );
+        if !rule && d.family() != Family::Inet6 {
+            truncate_at(&mut dname, 28);
+        }
         if rule {
             dest_rule(out, &svc_name, &dname, d);
             continue;
@@ -709,6 +749,13 @@ fn dest_rule(out: &mut String, svc: &str, dname: &str, d: &Dest) {
     };
 }
 
+/// Room for a listing of `table` in one allocation: about 80 bytes a line covers the
+/// default view of IPv4 tables; growing past it only costs a reallocation.
+fn text_estimate(table: &Table) -> usize {
+    let lines: usize = table.services.iter().map(|(_, d)| 1 + d.len()).sum();
+    256 + 80 * lines
+}
+
 /// `ipvsadm -L [options]`: header, title, every service.
 pub fn render_list(
     info: &Info,
@@ -716,7 +763,8 @@ pub fn render_list(
     opts: &ListOptions,
     names: &mut dyn Names,
 ) -> String {
-    let mut out = header(info);
+    let mut out = String::with_capacity(text_estimate(table));
+    out.push_str(&header(info));
     out.push_str(&title(opts.view));
     for (service, dests) in ordered(table, opts.sort) {
         service_entry(&mut out, service, &dests, opts, false, names);
@@ -746,7 +794,7 @@ pub fn render_save(table: &Table, numeric: bool, names: &mut dyn Names) -> Strin
         numeric,
         ..ListOptions::default()
     };
-    let mut out = String::new();
+    let mut out = String::with_capacity(text_estimate(table));
     for (service, dests) in ordered(table, true) {
         service_entry(&mut out, service, &dests, &opts, true, names);
     }

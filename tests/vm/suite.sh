@@ -10,9 +10,10 @@
 #   * every script suite tests/vm/suites/*.sh (see lib.sh).
 # --only REGEX keeps the items whose name matches. Each item must leave the VM clean (empty
 # IPVS table, topology down); one that does not fails. Logs go to <target>/vm-suite/.
-# Bounds: 2700 s per item, 3600 s for the whole VM run (-t). The differential test's 200
-# tables cost about 45 process starts each, ~80 ms apiece under TCG on an idle host (an
-# estimate: a loaded host makes every figure several times worse).
+# Bounds: 2700 s per item, 3600 s for the whole VM run (-t). Process starts are what a
+# kernel test pays for under TCG (~70 ms each on an idle host, ~480 ms at host load 20): the
+# differential test's 200 tables cost about 25 each (ipvsadm's listings; ours run in-process
+# on nine tables in ten), 8-18 s a table at host load ~20 (2026-11-27).
 # Prints a summary and "N passed, N failed"; exits non-zero on any failure, and 125 when the VM
 # cannot run here.
 #
