@@ -136,7 +136,7 @@ async fn serve(
         std::process::id()
     );
     for w in &warnings {
-        tracing::warn!("{}", w.to_string().trim_end());
+        log_config_warning(w);
     }
 
     // Before the pid file: once `status` can see us, a TERM must mean "stop cleanly",
@@ -666,7 +666,7 @@ async fn reload(
         }
     };
     for w in &loaded.warnings {
-        tracing::warn!("{}", w.to_string().trim_end());
+        log_config_warning(w);
     }
     let config = loaded.config;
     let before = status.borrow_and_update().generation;
@@ -733,4 +733,11 @@ mod tests {
             PathBuf::from("/run/ldirectord.ldirectord.cf.sock")
         );
     }
+}
+
+/// A configuration warning at WARN level; the log line already says "warning: ".
+fn log_config_warning(w: &impl std::fmt::Display) {
+    let text = w.to_string();
+    let text = text.trim_end();
+    tracing::warn!("{}", text.strip_prefix("warning: ").unwrap_or(text));
 }
