@@ -713,6 +713,13 @@ fn config_error(e: &ConfigError) -> ReloadError {
     ReloadError::Config { text, lines }
 }
 
+/// A configuration warning at WARN level; the log line already says "warning: ".
+fn log_config_warning(w: &impl std::fmt::Display) {
+    let text = w.to_string();
+    let text = text.trim_end();
+    tracing::warn!("{}", text.strip_prefix("warning: ").unwrap_or(text));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -733,11 +740,4 @@ mod tests {
             PathBuf::from("/run/ldirectord.ldirectord.cf.sock")
         );
     }
-}
-
-/// A configuration warning at WARN level; the log line already says "warning: ".
-fn log_config_warning(w: &impl std::fmt::Display) {
-    let text = w.to_string();
-    let text = text.trim_end();
-    tracing::warn!("{}", text.strip_prefix("warning: ").unwrap_or(text));
 }
