@@ -80,7 +80,11 @@ fn help_and_version() {
             .arg(flag)
             .assert()
             .success()
-            .stdout(predicate::str::contains("ldirectord.cf(5)"));
+            .stdout(predicate::str::contains("ldirectord.cf(5)"))
+            .stdout(predicate::str::contains("ldirectord list [-n]"))
+            .stdout(predicate::str::contains(
+                "ldirectord realserver start|stop|status",
+            ));
     }
     for flag in ["-v", "--version"] {
         ldirectord()

@@ -301,6 +301,17 @@ Commands:
                     every virtual and real server (--json: as JSON)
     dump-config     print the configuration with every setting in effect (--json: as JSON)
 
+Commands the Perl ldirectord does not have (details: ldirectord(8), or COMMAND --help):
+    ldirectord list [-n] [...] [--json]      the IPVS table as `ipvsadm -L` prints it
+    ldirectord save [-n] [--json]            the IPVS table as `ipvsadm -S` prints it
+    ldirectord check [configfile] [--json]   run the configured health checks once
+    ldirectord plan [configfile]             what a start would change in the table
+    ldirectord doctor [configfile] [--json]  what this director lacks for the configuration
+    ldirectord sync [configfile] [--stop]    the IPVS connection-sync daemons
+    ldirectord realserver start|stop|status VIP[,VIP...]
+                                             prepare an LVS-DR real server
+    ldirectord ocf ACTION                    the OCF resource agent (Pacemaker)
+
 Exit codes:
     0 ok; 1 failure or invalid configuration (-t); 2 configuration error at start;
     3 not running (status); 255 usage error.
@@ -308,7 +319,7 @@ Exit codes:
 Files:
     /etc/ha.d/ldirectord.cf, /var/log/ldirectord.log, /var/run/ldirectord.NAME.pid
 
-See also: ldirectord.cf(5), ipvsadm(8)
+See also: ldirectord.cf(5), ldirectord-realserver(8), ldirectord-doctor(8), ipvsadm(8)
 ",
         usage = usage_text()
     )
