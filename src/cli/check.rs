@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 use serde::Serialize;
 
+use super::args::parse_args;
 use super::exit;
 use crate::check::{Engine, Outcome, Verdict};
 use crate::config::{self, Endpoint, Real, Virtual};
@@ -204,25 +205,9 @@ fn print_table(rows: &[Row]) {
 
 /// `args` is the command line after the program name; the word `check` is in it.
 pub fn run(args: &[String]) -> ExitCode {
-    let mut argv = vec!["ldirectord check".to_string()];
-    let mut skipped_word = false;
-    for a in args {
-        if !skipped_word && a == "check" {
-            skipped_word = true;
-            continue;
-        }
-        argv.push(a.clone());
-    }
-    let args = match Args::try_parse_from(argv) {
+    let args = match parse_args::<Args>("ldirectord check", "check", args) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
-        }
+        Err(code) => return code,
     };
     match run_inner(args) {
         Ok(true) => ExitCode::from(exit::OK),

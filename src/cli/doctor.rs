@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
+use super::args::parse_args;
 use super::exit;
 use crate::config;
 use crate::director::check_specs;
@@ -51,25 +52,9 @@ fn run_inner(args: Args) -> anyhow::Result<bool> {
 
 /// `args` is the command line after the program name; the word `doctor` is in it.
 pub fn run(args: &[String]) -> ExitCode {
-    let mut argv = vec!["ldirectord doctor".to_string()];
-    let mut skipped_word = false;
-    for a in args {
-        if !skipped_word && a == "doctor" {
-            skipped_word = true;
-            continue;
-        }
-        argv.push(a.clone());
-    }
-    let args = match Args::try_parse_from(argv) {
+    let args = match parse_args::<Args>("ldirectord doctor", "doctor", args) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
-        }
+        Err(code) => return code,
     };
     match run_inner(args) {
         Ok(true) => ExitCode::from(exit::OK),

@@ -8,6 +8,7 @@ use clap::Parser;
 
 use crate::config;
 
+use super::args::parse_args;
 use super::exit;
 use super::legacy::{DEFAULT_CONFIG, locate, print_load_error};
 
@@ -27,20 +28,9 @@ struct Args {
 
 /// `args`: the words after the program name, `dump-config` included.
 pub fn run(args: &[String]) -> ExitCode {
-    let mut rest: Vec<&str> = args.iter().map(String::as_str).collect();
-    if let Some(i) = rest.iter().position(|a| *a == "dump-config") {
-        rest.remove(i);
-    }
-    let args = match Args::try_parse_from(std::iter::once("ldirectord dump-config").chain(rest)) {
+    let args = match parse_args::<Args>("ldirectord dump-config", "dump-config", args) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
-        }
+        Err(code) => return code,
     };
     let path = match locate(&args.configfile) {
         Ok(p) => p,

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow, bail};
 use clap::Parser;
 
+use super::args::{argv_for, parse_args};
 use super::exit;
 use super::names::{SystemNames, parse_hosts, parse_services};
 use crate::ipvs::listing::{self, ListOptions, Names, Numeric, View};
@@ -320,36 +321,6 @@ pub(crate) fn explain(e: IpvsError) -> anyhow::Error {
         Some(hint) => anyhow!("{message} ({hint})"),
         None => anyhow!("{message}"),
     }
-}
-
-/// Parses the words after `ldirectord` (the subcommand word included) with clap.
-pub(crate) fn parse_args<A: Parser>(
-    name: &str,
-    word: &str,
-    args: &[String],
-) -> Result<A, ExitCode> {
-    A::try_parse_from(argv_for(name, word, args)).map_err(|e| {
-        let _ = e.print();
-        ExitCode::from(if e.use_stderr() {
-            exit::USAGE
-        } else {
-            exit::OK
-        })
-    })
-}
-
-/// The command line clap sees: the subcommand word replaced by the command's name.
-fn argv_for(name: &str, word: &str, args: &[String]) -> Vec<String> {
-    let mut argv = vec![name.to_string()];
-    let mut skipped = false;
-    for a in args {
-        if !skipped && a == word {
-            skipped = true;
-            continue;
-        }
-        argv.push(a.clone());
-    }
-    argv
 }
 
 pub fn run(args: &[String]) -> ExitCode {

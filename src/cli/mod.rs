@@ -6,6 +6,7 @@
 //! else goes to the legacy parser in [`legacy`]. An extra command word followed by a
 //! lifecycle command (`ldirectord check start`) is a config name, as it was in Perl.
 
+pub mod args;
 pub mod check;
 pub mod doctor;
 pub mod dump_config;

@@ -16,6 +16,7 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 
+use super::args::parse_args;
 use super::exit;
 use crate::check::Engine;
 use crate::config::{self, Config};
@@ -232,25 +233,9 @@ async fn plan<B: Backend>(
 
 /// `args` is the command line after the program name; the word `plan` is in it.
 pub fn run(args: &[String]) -> ExitCode {
-    let mut argv = vec!["ldirectord plan".to_string()];
-    let mut skipped_word = false;
-    for a in args {
-        if !skipped_word && a == "plan" {
-            skipped_word = true;
-            continue;
-        }
-        argv.push(a.clone());
-    }
-    let args = match Args::try_parse_from(argv) {
+    let args = match parse_args::<Args>("ldirectord plan", "plan", args) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
-        }
+        Err(code) => return code,
     };
     let path = config::find_config_file(&args.configfile)
         .unwrap_or_else(|| std::path::PathBuf::from(&args.configfile));

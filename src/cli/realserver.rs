@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 
+use super::args::parse_args;
 use super::exit;
 use crate::realserver::state::DEFAULT_DIR;
 use crate::realserver::{Outcome, RealServer, RtnlClient, StateStore, Sysctls, parse_vips};
@@ -134,25 +135,9 @@ fn run_inner(args: Args) -> anyhow::Result<u8> {
 
 /// `args` is the command line after the program name; the word `realserver` is in it.
 pub fn run(args: &[String]) -> ExitCode {
-    let mut argv = vec!["ldirectord realserver".to_string()];
-    let mut skipped_word = false;
-    for a in args {
-        if !skipped_word && a == "realserver" {
-            skipped_word = true;
-            continue;
-        }
-        argv.push(a.clone());
-    }
-    let args = match Args::try_parse_from(argv) {
+    let args = match parse_args::<Args>("ldirectord realserver", "realserver", args) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
-        }
+        Err(code) => return code,
     };
     match run_inner(args) {
         Ok(code) => ExitCode::from(code),

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use super::args::parse_args;
 use super::exit;
-use super::list::{Captured, parse_args, parse_args_captured, to_json, with_kernel};
+use super::list::{Captured, parse_args_captured, to_json, with_kernel};
 use super::names::SystemNames;
 use crate::ipvs::listing::{self, Names, Numeric};
 use crate::ipvs::{Backend, Info, IpvsClient, Table};

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Parser;
 
+use super::args::parse_args;
 use super::exit;
 use crate::config;
 use crate::director::sync::{describe, sync_ops};
@@ -31,18 +32,9 @@ struct Args {
 }
 
 pub fn run(args: &[String]) -> ExitCode {
-    let mut argv = vec!["ldirectord sync".to_string()];
-    argv.extend(args.iter().skip(1).cloned());
-    let args = match Args::try_parse_from(argv) {
+    let args = match parse_args::<Args>("ldirectord sync", "sync", args) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
-        }
+        Err(code) => return code,
     };
     match run_inner(&args) {
         Ok(()) => ExitCode::from(exit::OK),
