@@ -69,24 +69,36 @@ impl Diagnostic {
 }
 
 impl fmt::Display for Diagnostic {
-    /// The rustc-like form: message, location, the line with a caret, label, notes.
+    /// The rustc-like form: severity and message, location, the line with a caret, label,
+    /// notes.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        writeln!(f, "{kind}: {}", self.message)?;
-        let num = self.line.to_string();
+        write!(f, "{kind}: {}", self.without_severity())
+    }
+}
+
+impl Diagnostic {
+    /// The rustc-like form without its leading `error: `/`warning: `, for sinks that mark
+    /// the severity themselves (the daemon's log).
+    pub fn without_severity(&self) -> impl fmt::Display + '_ {
+        WithoutSeverity(self)
+    }
+}
+
+struct WithoutSeverity<'a>(&'a Diagnostic);
+
+impl fmt::Display for WithoutSeverity<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        writeln!(f, "{}", d.message)?;
+        let num = d.line.to_string();
         let pad = " ".repeat(num.len());
-        writeln!(
-            f,
-            "{pad}--> {}:{}:{}",
-            self.file.display(),
-            self.line,
-            self.column
-        )?;
-        if self.line > 0 {
-            let shown: String = self
+        writeln!(f, "{pad}--> {}:{}:{}", d.file.display(), d.line, d.column)?;
+        if d.line > 0 {
+            let shown: String = d
                 .source_line
                 .chars()
                 .map(|c| if c.is_control() && c != '\t' { '?' } else { c })
@@ -96,16 +108,16 @@ impl fmt::Display for Diagnostic {
             // Tabs are copied so the caret lines up whatever the tab width.
             let lead: String = shown
                 .chars()
-                .take(self.column.saturating_sub(1) as usize)
+                .take(d.column.saturating_sub(1) as usize)
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
-            let carets = "^".repeat(self.width.max(1) as usize);
-            match &self.label {
+            let carets = "^".repeat(d.width.max(1) as usize);
+            match &d.label {
                 Some(label) => writeln!(f, "{pad} | {lead}{carets} {label}")?,
                 None => writeln!(f, "{pad} | {lead}{carets}")?,
             }
         }
-        for note in &self.notes {
+        for note in &d.notes {
             writeln!(f, "{pad} = {note}")?;
         }
         Ok(())

@@ -714,10 +714,8 @@ fn config_error(e: &ConfigError) -> ReloadError {
 }
 
 /// A configuration warning at WARN level; the log line already says "warning: ".
-fn log_config_warning(w: &impl std::fmt::Display) {
-    let text = w.to_string();
-    let text = text.trim_end();
-    tracing::warn!("{}", text.strip_prefix("warning: ").unwrap_or(text));
+fn log_config_warning(w: &config::Diagnostic) {
+    tracing::warn!("{}", w.without_severity().to_string().trim_end());
 }
 
 #[cfg(test)]
