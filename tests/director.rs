@@ -813,3 +813,38 @@ async fn a_forwarding_change_that_moves_the_destination_keeps_health() {
     assert_eq!(h.status.borrow().virtuals[0].reals[0].health, "up");
     h.stop().await;
 }
+
+/// Check results update the published status in place (a full snapshot per result cost
+/// O(reals) each); what they leave must equal what a full republish (the periodic pass)
+/// shows: health, verdicts, kernel weights, the fallback.
+#[tokio::test(start_paused = true)]
+async fn status_updated_in_place_equals_a_full_snapshot() {
+    let text = "checkinterval=10\nquiescent=no\n\
+        virtual=10.0.0.100:80\n\treal=10.0.0.2:80 gate\n\treal=10.0.0.3:80 gate 3\n\
+        \tchecktype=connect\n\tfallback=127.0.0.1:80 gate\n\
+        virtual=10.0.0.100:81\n\treal=10.0.0.2:81 gate\n\tchecktype=connect\n";
+    let h = Harness::start(text, FakeKernel::new()).await;
+    for (addr, up) in [
+        ("10.0.0.2", true),
+        ("10.0.0.3", true),
+        ("10.0.0.3", false),
+        ("10.0.0.2", false),
+        ("10.0.0.2", true),
+    ] {
+        h.report(addr, up).await;
+    }
+    // a result that changes no health: only that real's entry (last check) moves
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    h.report("10.0.0.2", true).await;
+    let patched = h.status.borrow().clone();
+    let fallback = patched.virtuals[0].fallback.as_ref().unwrap();
+    assert!(!fallback.active);
+    assert_eq!(patched.virtuals[0].reals[1].health, "down");
+    assert_eq!(patched.virtuals[0].reals[0].kernel_weight, Some(1));
+    // the periodic pass republishes everything
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let full = h.status.borrow().clone();
+    assert_eq!(patched.virtuals, full.virtuals);
+    assert_eq!(patched.generation, full.generation);
+    h.stop().await;
+}

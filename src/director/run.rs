@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::config::{CheckType, Config};
+use crate::config::{CheckType, Config, Virtual};
 use crate::ipvs::{Backend, Desired, DestKey, IpvsError, Op, ServiceKey, Table, plan, project};
 
 use super::checks::{EngineChecks, HealthChecks, Observation, WantedCheck};
@@ -121,6 +121,19 @@ pub struct Director<B> {
     /// Marks of the data-path services found in the kernel at the last full read: only
     /// their checks run.
     datapath_present: HashSet<u32>,
+    /// What changed since the status was last published, so that a check result costs
+    /// an update of its own entries, not a new snapshot of every real (which made each
+    /// check O(reals): 0.7 ms of CPU per check at 1,000 reals).
+    touched: Touched,
+}
+
+/// Status entries to refresh at the next publication.
+#[derive(Default)]
+struct Touched {
+    /// (virtual, real) whose last check or state changed.
+    reals: Vec<(usize, usize)>,
+    /// Virtuals whose kernel weights, fallback or fallback command may have changed.
+    virtuals: HashSet<usize>,
 }
 
 impl<B: Backend> Director<B> {
@@ -154,6 +167,7 @@ impl<B: Backend> Director<B> {
             known: None,
             metrics: Metrics::default(),
             datapath_present: HashSet::new(),
+            touched: Touched::default(),
         }
     }
 
@@ -200,10 +214,12 @@ impl<B: Backend> Director<B> {
         status: watch::Sender<Status>,
     ) -> Result<(), DirectorError> {
         self.start().await?;
-        status.send_replace(self.snapshot());
+        self.publish(&status, true);
         let mut timer = self.timer();
         let mut observations = self.observations.take();
         loop {
+            // Commands and the periodic pass may change anything: they republish it all.
+            let mut everything = true;
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(Command::Reload(config)) => {
@@ -227,6 +243,7 @@ impl<B: Backend> Director<B> {
                 received = recv_some(&mut observations) => {
                     match received {
                         Some(first) => {
+                            everything = false;
                             self.observe(first);
                             // Drain what is already queued so that one reconcile (one
                             // batch to the kernel) serves all of it.
@@ -247,11 +264,27 @@ impl<B: Backend> Director<B> {
                     self.effects.resend_due(self.phase);
                 }
             }
-            status.send_replace(self.snapshot());
+            self.publish(&status, everything);
         }
         self.stop().await;
-        status.send_replace(self.snapshot());
+        self.publish(&status, true);
         Ok(())
+    }
+
+    /// Publishes the status: all of it, or only the entries touched since the last time.
+    fn publish(&mut self, status: &watch::Sender<Status>, everything: bool) {
+        let touched = std::mem::take(&mut self.touched);
+        let in_place = !everything
+            && status.send_if_modified(|published| {
+                if published.virtuals.len() != self.layout.virtuals.len() {
+                    return false;
+                }
+                self.patch(published, &touched);
+                true
+            });
+        if !in_place {
+            status.send_replace(self.snapshot());
+        }
     }
 
     fn timer(&self) -> tokio::time::Interval {
@@ -432,12 +465,15 @@ impl<B: Backend> Director<B> {
     }
 
     fn leave_starting(&mut self) {
+        if self.phase != Phase::Starting {
+            return;
+        }
         let pending = self
             .states
             .iter()
             .flatten()
             .any(|s| matches!(s.health, Health::Pending(_)));
-        if self.phase == Phase::Starting && !pending {
+        if !pending {
             self.phase = Phase::Running;
         }
     }
@@ -461,6 +497,7 @@ impl<B: Backend> Director<B> {
                     Input::Probe(probe.clone())
                 };
                 let failurecount = cv.check.failurecount;
+                self.touched.reals.push((vi, ri));
                 let state = &mut self.states[vi][ri];
                 let step = state.observe(input, failurecount, now);
                 self.effects.monitor(cv, &cv.reals[ri], state);
@@ -470,6 +507,7 @@ impl<B: Backend> Director<B> {
                     let real = v.reals[ri].dest.key().to_string();
                     self.metrics.change(&v.id, &real, to.name());
                     self.dirty.insert(v.key.canonical());
+                    self.touched.virtuals.insert(vi);
                 }
             }
         }
@@ -997,67 +1035,111 @@ impl<B: Backend> Director<B> {
     }
 
     fn snapshot(&self) -> Status {
-        let mut virtuals = Vec::with_capacity(self.layout.virtuals.len());
-        for (vi, v) in self.layout.virtuals.iter().enumerate() {
-            let Some(cv) = self.config.virtuals.get(vi) else {
-                continue;
-            };
-            let weights = self.kernel_weights.get(&v.key.canonical());
-            let reals = v
-                .reals
-                .iter()
-                .zip(&self.states[vi])
-                .map(|(r, s)| {
-                    let last = s.last.as_ref();
-                    RealStatus {
-                        addr: r.dest.key().to_string(),
-                        forwarding: r.forwarding.as_str(),
-                        weight: r.weight,
-                        health: s.health.name(),
-                        maintenance: s.maintenance,
-                        since: self.clock.rfc3339(s.since),
-                        last_check: last.map(|(at, _)| self.clock.rfc3339(*at)),
-                        verdict: last.map(|(_, p)| p.verdict.name()),
-                        reason: last.and_then(|(_, p)| match &p.verdict {
-                            Verdict::Down(r) => Some(r.clone()),
-                            _ => None,
-                        }),
-                        latency_ms: last.map(|(_, p)| p.latency.as_secs_f64() * 1000.0),
-                        failures: s.failures,
-                        failurecount: cv.check.failurecount,
-                        kernel_weight: weights.and_then(|w| w.get(&r.dest.key()).copied()),
-                    }
-                })
-                .collect();
-            let fallback = v.fallback.as_ref().map(|f| FallbackStatus {
-                addr: f.key().to_string(),
-                forwarding: cv
-                    .fallback
-                    .as_ref()
-                    .map_or("gate", |f| f.forwarding.as_str()),
-                active: FallbackNeed::of(&self.states[vi]) == FallbackNeed::On,
-                kernel_weight: weights.and_then(|w| w.get(&f.key()).copied()),
-            });
-            virtuals.push(VirtualStatus {
-                id: v.id.clone(),
-                service: v.key.to_string(),
-                location: cv.location.to_string(),
-                scheduler: cv.scheduler.clone(),
-                checktype: cv.check.checktype.to_string(),
-                in_kernel: weights.is_some(),
-                reals,
-                fallback,
-                fallback_command: self.fallback_commands.get(&v.key).copied(),
-            });
-        }
-        Status {
+        let virtuals = (0..self.layout.virtuals.len())
+            .filter_map(|vi| self.virtual_status(vi))
+            .collect();
+        let mut status = Status {
             config_file: self.config.file.display().to_string(),
             phase: self.phase,
             ready: self.ready,
-            last_reload_error: self.reload_error.clone(),
-            generation: self.generation,
-            kernel: self.kernel.clone(),
+            last_reload_error: None,
+            generation: 0,
+            kernel: KernelStatus::default(),
             virtuals,
+        };
+        self.patch_header(&mut status);
+        status
+    }
+
+    /// Brings `status` (a snapshot of the same layout) up to date for what `touched` names.
+    fn patch(&self, status: &mut Status, touched: &Touched) {
+        self.patch_header(status);
+        for &vi in &touched.virtuals {
+            if let Some(v) = self.virtual_status(vi) {
+                status.virtuals[vi] = v;
+            }
+        }
+        for &(vi, ri) in &touched.reals {
+            if touched.virtuals.contains(&vi) {
+                continue;
+            }
+            let (Some(cv), Some(slot)) = (
+                self.config.virtuals.get(vi),
+                status.virtuals[vi].reals.get_mut(ri),
+            ) else {
+                continue;
+            };
+            let weights = self
+                .kernel_weights
+                .get(&self.layout.virtuals[vi].key.canonical());
+            *slot = self.real_status(vi, ri, cv, weights);
+        }
+    }
+
+    fn patch_header(&self, status: &mut Status) {
+        status.phase = self.phase;
+        status.ready = self.ready;
+        status.last_reload_error.clone_from(&self.reload_error);
+        status.generation = self.generation;
+        status.kernel.clone_from(&self.kernel);
+    }
+
+    fn virtual_status(&self, vi: usize) -> Option<VirtualStatus> {
+        let v = &self.layout.virtuals[vi];
+        let cv = self.config.virtuals.get(vi)?;
+        let weights = self.kernel_weights.get(&v.key.canonical());
+        let reals = (0..v.reals.len().min(self.states[vi].len()))
+            .map(|ri| self.real_status(vi, ri, cv, weights))
+            .collect();
+        let fallback = v.fallback.as_ref().map(|f| FallbackStatus {
+            addr: f.key().to_string(),
+            forwarding: cv
+                .fallback
+                .as_ref()
+                .map_or("gate", |f| f.forwarding.as_str()),
+            active: FallbackNeed::of(&self.states[vi]) == FallbackNeed::On,
+            kernel_weight: weights.and_then(|w| w.get(&f.key()).copied()),
+        });
+        Some(VirtualStatus {
+            id: v.id.clone(),
+            service: v.key.to_string(),
+            location: cv.location.to_string(),
+            scheduler: cv.scheduler.clone(),
+            checktype: cv.check.checktype.to_string(),
+            in_kernel: weights.is_some(),
+            reals,
+            fallback,
+            fallback_command: self.fallback_commands.get(&v.key).copied(),
+        })
+    }
+
+    fn real_status(
+        &self,
+        vi: usize,
+        ri: usize,
+        cv: &Virtual,
+        weights: Option<&HashMap<DestKey, i32>>,
+    ) -> RealStatus {
+        let r = &self.layout.virtuals[vi].reals[ri];
+        let s = &self.states[vi][ri];
+        let last = s.last.as_ref();
+        RealStatus {
+            addr: r.dest.key().to_string(),
+            forwarding: r.forwarding.as_str(),
+            weight: r.weight,
+            health: s.health.name(),
+            maintenance: s.maintenance,
+            since: self.clock.rfc3339(s.since),
+            last_check: last.map(|(at, _)| self.clock.rfc3339(*at)),
+            verdict: last.map(|(_, p)| p.verdict.name()),
+            reason: last.and_then(|(_, p)| match &p.verdict {
+                Verdict::Down(r) => Some(r.clone()),
+                _ => None,
+            }),
+            latency_ms: last.map(|(_, p)| p.latency.as_secs_f64() * 1000.0),
+            failures: s.failures,
+            failurecount: cv.check.failurecount,
+            kernel_weight: weights.and_then(|w| w.get(&r.dest.key()).copied()),
         }
     }
 }
