@@ -10,7 +10,11 @@
 #   * every script suite tests/vm/suites/*.sh (see lib.sh).
 # --only REGEX keeps the items whose name matches. Each item must leave the VM clean (empty
 # IPVS table, topology down); one that does not fails. Logs go to <target>/vm-suite/.
-# Bounds: 2700 s per item, 3600 s for the whole VM run (-t). Process starts are what a
+# Bounds: 2700 s per item, 3600 s for the whole VM run (-t); an item gets at most what is
+# left of the run. An item still there 30 s after its bound (a process stuck in the kernel
+# ignores even SIGKILL, and `timeout` would wait for it forever) is reported with what is
+# stuck where (processes, kernel stacks, dmesg), and the VM is powered off: the run fails
+# with the reason instead of a bare timeout. Process starts are what a
 # kernel test pays for under TCG (~70 ms each on an idle host, ~480 ms at host load 20): the
 # differential test's 200 tables cost about 25 each (ipvsadm's listings; ours run in-process
 # on nine tables in ten), 8-18 s a table at host load ~20 (2026-11-27).
@@ -30,22 +34,48 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 # ------------------------------------------------------------------ inside the VM
+# hung_report NAME: what a hung item left running, and where in the kernel it waits
+hung_report() {
+  local pid
+  echo "HUNG: $1 did not end 30 s after its time limit, even killed; processes:"
+  ps -eo pid,ppid,stat,wchan:32,args | awk '!/ \[[^]]*\]$/ { print "    " $0 }'
+  for pid in $(ps -eo pid=,stat= | awk '$2 ~ /D/ { print $1 }'); do
+    echo "  kernel stack of $pid ($(tr '\0' ' ' < "/proc/$pid/cmdline")):"
+    sed 's/^/    /' "/proc/$pid/stack"
+  done
+  echo "  dmesg (tail):"
+  dmesg | tail -n 20 | sed 's/^/    /'
+}
+
 in_vm() {
-  local results=$1 name item status t log
+  local results=$1 budget=$2 name item status t log limit watchdog deadline
   local -a names=() statuses=() times=()
   [[ ${LDIRECTORD_VM:-} == 1 ]] || { echo "suite: --in-vm outside the VM" >&2; exit 2; }
+  deadline=$(($(date +%s) + budget))
   while IFS=$'\t' read -r name item; do
     log=$results/${name//\//-}.log
     echo
     echo "=== $name"
     t=$(now)
+    limit=$((deadline - $(date +%s)))
+    ((limit < ITEM_TIMEOUT)) || limit=$ITEM_TIMEOUT
+    if ((limit < 10)); then
+      echo "NOT RUN: no time left in the VM run (-t)"
+      names+=("$name") statuses+=(124) times+=(0)
+      continue
+    fi
     local -a run=("$item" --ignored --test-threads=1 --nocapture)
     [[ $item == *.sh ]] && run=(bash "$item")
+    ( sleep $((limit + 30))
+      hung_report "$name" | tee "$results/hung" >&2
+      sync; echo o > /proc/sysrq-trigger ) &
+    watchdog=$!
     set +e
-    timeout "$ITEM_TIMEOUT" "${run[@]}" 2>&1 | tee "$log"
+    timeout -k 10 "$limit" "${run[@]}" 2>&1 | tee "$log"
     status=${PIPESTATUS[0]}
     set -e
-    ((status == 124)) && echo "TIMEOUT after ${ITEM_TIMEOUT} s"
+    pkill -P "$watchdog" 2>/dev/null; kill "$watchdog" 2>/dev/null; wait "$watchdog" 2>/dev/null || true
+    ((status == 124 || status == 137)) && echo "TIMEOUT after ${limit} s"
     # what a test leaves behind would make the next one fail for the wrong reason
     if [[ -n $(ipvsadm -Sn) || -e /run/topology ]]; then
       echo "FAIL - $name left IPVS entries or the topology behind; cleaning up:"
@@ -72,7 +102,7 @@ in_vm() {
   ((failed == 0))
 }
 
-if [[ ${1:-} == --in-vm ]]; then in_vm "$2"; exit; fi
+if [[ ${1:-} == --in-vm ]]; then in_vm "$2" "$3"; exit; fi
 
 # ------------------------------------------------------------------ on the host
 while (($#)); do
@@ -118,6 +148,13 @@ LDIRECTORD_BIN=$target/debug/ldirectord
 LDIRECTORD_VM_RESULTS=$results  # shared with the VM: suites may leave logs there
 t1=$(now)
 status=0
-"$VM_DIR/vm.sh" -w "$results" -t "$TIMEOUT" bash "$VM_DIR/suite.sh" --in-vm "$results" || status=$?
+# the items share what is left of the run after the boot, with a minute to spare for the
+# report and the power-off
+"$VM_DIR/vm.sh" -w "$results" -t "$TIMEOUT" \
+  bash "$VM_DIR/suite.sh" --in-vm "$results" $((TIMEOUT - 90)) || status=$?
 echo "vm suite: $(since "$t1") s in the VM, $(since "$t0") s in all"
+if [[ -s $results/hung ]]; then
+  echo "vm suite: FAILED: an item outlived its time limit even killed (stuck in the kernel, or a process of it holding its output open); the VM was powered off (report above)" >&2
+  status=1
+fi
 exit "$status"
