@@ -397,7 +397,7 @@ impl<B: Backend> Director<B> {
     async fn stop(&mut self) {
         self.phase = Phase::Stopping;
         self.checks.set(&[]);
-        let clean: Vec<ServiceKey> = self
+        let clean: HashSet<ServiceKey> = self
             .layout
             .virtuals
             .iter()
