@@ -795,6 +795,8 @@ struct Scene;
 const EXPIRE_NODEST_CONN: &str = "/proc/sys/net/ipv4/vs/expire_nodest_conn";
 
 impl Drop for Scene {
+    // A Drop runs outside any runtime and must block until the kernel is done.
+    #[allow(clippy::disallowed_types, clippy::disallowed_methods)]
     fn drop(&mut self) {
         for state in ["master", "backup"] {
             let _ = Command::new("ipvsadm")
