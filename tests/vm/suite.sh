@@ -7,7 +7,8 @@
 # inside it as root, runs one after the other:
 #   * every kernel test binary with --ignored --test-threads=1 --nocapture (their tests are
 #     #[ignore]d so that a plain `cargo test` never touches a host's IPVS table);
-#   * every script suite tests/vm/suites/*.sh (see lib.sh).
+#   * every script suite tests/vm/suites/*.sh (see lib.sh), and the two-director failover
+#     test tests/vm/cluster/failover.sh.
 # --only REGEX keeps the items whose name matches. Each item must leave the VM clean (empty
 # IPVS table, topology down); one that does not fails. Logs go to <target>/vm-suite/.
 # Bounds: 2700 s per item, 3600 s for the whole VM run (-t); an item gets at most what is
@@ -129,7 +130,9 @@ cargo test --no-run --tests --message-format=json-render-diagnostics > "$results
   jq -r 'select(.reason == "compiler-artifact" and .executable != null
                 and (.target.kind | index("test")) and (.target.name | startswith("kernel")))
          | [.target.name, .executable] | @tsv' "$results/build.json" | sort
-  for s in "$VM_DIR"/suites/*.sh; do printf 'suites/%s\t%s\n' "${s##*/}" "$s"; done
+  for s in "$VM_DIR"/suites/*.sh "$VM_DIR"/cluster/failover.sh; do
+    printf '%s/%s\t%s\n' "$(basename "$(dirname "$s")")" "${s##*/}" "$s"
+  done
 } | awk -F'\t' -v only="$ONLY" 'only == "" || $1 ~ only' > "$results/items"
 rm -f "$results/build.json"
 [[ -s $results/items ]] || { echo "suite: nothing matches --only '$ONLY'" >&2; exit 2; }
