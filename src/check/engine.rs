@@ -52,7 +52,10 @@ impl Engine {
         // The semaphore is never closed, so acquire cannot fail; if it ever did, running
         // the check unthrottled is better than not checking.
         let _permit = self.permits.acquire().await.ok();
-        run_once(spec, state).await
+        // Boxed, and only once a slot is free: the check's future (connect, TLS, HTTP) is
+        // ~10 KB; inline, it would live in every caller's task between checks too, and
+        // 10,000 reals waiting for a slot at start would hold 10,000 of them (100 MB).
+        Box::pin(run_once(spec, state)).await
     }
 
     /// Runs every check once, concurrently, each distinct spec once; the outcomes come back
