@@ -67,7 +67,7 @@ in_vm() {
     fi
     local -a run=("$item" --ignored --test-threads=1 --nocapture)
     [[ $item == *.sh ]] && run=(bash "$item")
-    ( sleep $((limit + 30))
+    ( sleep $((limit + 30)) || exit 0  # killed: the item ended in time
       hung_report "$name" | tee "$results/hung" >&2
       sync; echo o > /proc/sysrq-trigger ) &
     watchdog=$!
@@ -75,7 +75,10 @@ in_vm() {
     timeout -k 10 "$limit" "${run[@]}" 2>&1 | tee "$log"
     status=${PIPESTATUS[0]}
     set -e
-    pkill -P "$watchdog" 2>/dev/null; kill "$watchdog" 2>/dev/null; wait "$watchdog" 2>/dev/null || true
+    # (each may find its process gone already: never an error, under set -e)
+    pkill -P "$watchdog" 2>/dev/null || true
+    kill "$watchdog" 2>/dev/null || true
+    wait "$watchdog" 2>/dev/null || true
     ((status == 124 || status == 137)) && echo "TIMEOUT after ${limit} s"
     # what a test leaves behind would make the next one fail for the wrong reason
     if [[ -n $(ipvsadm -Sn) || -e /run/topology ]]; then
