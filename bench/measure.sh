@@ -167,7 +167,9 @@ starts() {
       v=$(restore "$n"); ipvsadm -C; record start ipvsadm "$n" "$v"
       [[ " $BENCH_PERL_SIZES " == *" $n "* ]] || continue
       if [[ -n $PERL_OVER ]]; then
-        ((i == 1)) && record start perl "$n" "cap:$CAP:notrun:$PERL_OVER"
+        # (an if, not `&&`: a false test as the loop's last command made starts return 1,
+        # which ended the run under set -e once a Perl start had hit its cap)
+        if ((i == 1)); then record start perl "$n" "cap:$CAP:notrun:$PERL_OVER"; fi
       elif ((i == 1)) && [[ -n $PERL_PREV ]] && greater "$(awk -v p="${PERL_PREV#*:}" 'BEGIN { print p * 10 }')" "$CAP"; then
         PERL_OVER=$PERL_PREV
         record start perl "$n" "cap:$CAP:notrun:$PERL_OVER"
@@ -179,6 +181,7 @@ starts() {
       fi
     done
   done
+  return 0
 }
 
 # --- 2. one daemon's life at size N: resources, reload, detection --------------------------
@@ -289,7 +292,7 @@ session() {
     span "$t_dead" "$t_gone" >> "$WORK/detect"
     "$TOOL" wait-dest "$svc" "$addr:80" present "$(capped "$base")" > /dev/null || true
   done
-  while read -r v; do [[ -n $v ]] && record detect "$sys" "$n" "$v"; done < "$WORK/detect"
+  while read -r v; do if [[ -n $v ]]; then record detect "$sys" "$n" "$v"; fi; done < "$WORK/detect"
 
   stop "$sys" "$n"
   [[ -e $cf.orig ]] && mv "$cf.orig" "$cf"
