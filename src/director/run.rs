@@ -1039,13 +1039,8 @@ impl<B: Backend> Director<B> {
             .filter_map(|vi| self.virtual_status(vi))
             .collect();
         let mut status = Status {
-            config_file: self.config.file.display().to_string(),
-            phase: self.phase,
-            ready: self.ready,
-            last_reload_error: None,
-            generation: 0,
-            kernel: KernelStatus::default(),
             virtuals,
+            ..Status::new(self.config.file.display().to_string())
         };
         self.patch_header(&mut status);
         status
