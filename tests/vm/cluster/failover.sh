@@ -9,8 +9,8 @@
 #     established session goes on.
 # The failover time is taken apart: from the unplug until heartbeat has run IPaddr and starts
 # ldirectord (deadtime, then heartbeat's own shell scripts: several seconds under TCG, where
-# every process start costs 70-500 ms), and from heartbeat running `resource.d/ldirectord
-# ldirectord.cf start` until the client is served (this project's share). The issue's bound,
+# every process start costs 70-500 ms), and from the start of dir2's ldirectord (its first
+# log line) until the client is served (this project's share). The issue's bound,
 # deadtime + 2 s in all, is printed, and checked for this project's share: 2 s.
 # The cluster stack is Debian's heartbeat 3.0.6 (ha.cf, haresources, authkeys): bookworm still
 # ships it, it runs unchanged from the VM's shared root, and haresources is the deployment the
@@ -32,6 +32,7 @@ cleanup() {
   ns_kill dir2
   local pid
   for pid in "$WORK"/*.pid; do [[ -e $pid ]] && kill "$(cat "$pid")" 2>/dev/null; done
+  if [[ -n ${stamper:-} ]]; then pkill -P "$stamper" 2> /dev/null || true; fi
   "$TOPOLOGY" down > /dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -136,7 +137,8 @@ check "the session's connection reaches dir2's table through the sync daemons (2
 # written
 touch "$HB_STATE/dir2/ldirectord.log" "$HB_STATE/dir2/ha-log"
 ( tail -q -n 0 -F "$HB_STATE/dir2/ha-log" "$HB_STATE/dir2/ldirectord.log" 2> /dev/null |
-    while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done > "$WORK/dir2.stamped" ) &
+    while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done > "$WORK/dir2.stamped" ) \
+  > /dev/null 2>&1 &  # (never the suite's output: a leftover would hold its pipe open)
 stamper=$!
 "$TOPOLOGY" exec client python3 "$PROBE" first-success 10.0.0.100 80 30 > "$WORK/first" &
 first=$!
@@ -148,19 +150,22 @@ wait "$first" || true
 sleep 1
 pkill -P "$stamper" 2> /dev/null || true
 t_served=$(cat "$WORK/first")
-t_ld=$(awk '/resource.d\/ldirectord ldirectord.cf start/ { print $1; exit }' "$WORK/dir2.stamped")
+# heartbeat's own "Running …/resource.d/ldirectord … start" goes through its logging daemon
+# and can reach the file after our ldirectord already serves: the start is dated by our
+# daemon's first line, written directly (it leaves out only the binary's exec).
+t_ld=$(awk '/Starting Linux Director Daemon/ { print $1; exit }' "$WORK/dir2.stamped")
 t_table=$(awk '/Added real server/ { n++; if (n == 4) { print $1; exit } }' "$WORK/dir2.stamped")
 span() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == "none") print "?"; else printf "%.2f", b - a }'; }
 failover=$(span "$t0" "$t_served")
 echo "measured: first fresh request served $failover s after dir1 was unplugged" \
   "(the unplug command took $(span "$t0" "$t_unplugged") s; deadtime ${HB_DEADTIME} s):"
-echo "measured:   heartbeat, from the unplug until it ran the resource script: $(span "$t0" "$t_ld") s"
-echo "measured:   ldirectord, from then until its table was complete: $(span "$t_ld" "$t_table") s"
-echo "measured:   ldirectord, from then until the client was served: $(span "$t_ld" "$t_served") s"
+echo "measured:   heartbeat, from the unplug until ldirectord's first log line: $(span "$t0" "$t_ld") s"
+echo "measured:   ldirectord, from its first log line until its table was complete: $(span "$t_ld" "$t_table") s"
+echo "measured:   ldirectord, from its first log line until the client was served: $(span "$t_ld" "$t_served") s"
 echo "measured: the issue's bound, deadtime + 2 s = $((HB_DEADTIME + 2)) s in all:" \
   "$(awk -v t="$failover" -v d="$HB_DEADTIME" 'BEGIN { print (t != "?" && t + 0 <= d + 2) ? "met" : "missed" }')"
 check "fresh requests are served again (30 s)" test "$failover" != "?"
-check "dir2 serves within 2 s of heartbeat running ldirectord (this project's share of the failover)" \
+check "dir2 serves within 2 s of its ldirectord's start (this project's share of the failover)" \
   awk -v t="$(span "$t_ld" "$t_served")" 'BEGIN { exit !(t != "?" && t + 0 <= 2) }'
 check "dir2 took the VIP and runs ldirectord" bash -c "
   '$TOPOLOGY' exec dir2 ip -4 addr show dev eth0 | grep -q 10.0.0.100/ &&
