@@ -369,10 +369,47 @@ measure_list() {
   ipvsadm -C
 }
 
+# --- the watchdog --------------------------------------------------------------------------
+# Every step has its own limit, yet a CI run once went silent for ten minutes in the middle of
+# a session (no kernel message either) until the VM's timeout killed everything, and left no
+# trace of where it waited. A minute after the budget, the watchdog says what is still running
+# and where each process waits in the kernel, with the ends of the daemons' logs, then powers
+# the VM off: the run fails with its reason, and the host reports what was measured by then.
+hung_report() {
+  local pid
+  echo "measure: HUNG: still measuring $1 s after the time budget ran out; processes:"
+  ps -eo pid,ppid,stat,etimes,wchan:32,args | awk '!/ \[[^]]*\]$/ { print "    " $0 }'
+  for pid in $(ps -eo pid=,stat= | awk '$2 ~ /D/ { print $1 }'); do
+    echo "  kernel stack of $pid ($(tr '\0' ' ' < "/proc/$pid/cmdline" 2> /dev/null)):"
+    sed 's/^/    /' "/proc/$pid/stack" 2> /dev/null || true
+  done
+  for pid in $(ps -eo pid=,comm= | awk '$2 == "ldirectord" || $2 ~ /^compare_tool/ { print $1 }'); do
+    echo "  threads of $pid ($(tr '\0' ' ' < "/proc/$pid/cmdline" 2> /dev/null)):"
+    for t in /proc/"$pid"/task/*; do
+      printf '    %s %s %s\n' "${t##*/}" "$(cut -d' ' -f3 "$t/stat" 2> /dev/null)" "$(cat "$t/wchan" 2> /dev/null)"
+    done
+  done
+  echo "  last lines of the results and of the daemons' logs:"
+  tail -n 3 "$RESULTS" "$WORK"/*.log 2> /dev/null | sed 's/^/    /'
+  echo "  dmesg (tail):"
+  dmesg | tail -n 20 | sed 's/^/    /'
+}
+watchdog() {
+  local grace=60
+  sleep $((DEADLINE - EPOCHSECONDS + grace)) || return 0
+  set +e +o pipefail  # (a report cut short by a failed command would skip the power-off)
+  hung_report "$grace" >&2
+  sync
+  echo o > /proc/sysrq-trigger
+}
+
 # -----------------------------------------------------------------------------------------
 ipvsadm -C
 reals_up
-trap 'kill $SERVER_PID 2> /dev/null || true; ipvsadm -C || true' EXIT
+WATCHDOG=""
+if ((DEADLINE)); then watchdog & WATCHDOG=$!; fi
+trap 'kill $SERVER_PID 2> /dev/null || true; ipvsadm -C || true
+      if [[ -n $WATCHDOG ]]; then pkill -P "$WATCHDOG" 2> /dev/null || true; kill "$WATCHDOG" 2> /dev/null || true; fi' EXIT
 : > "$RESULTS"
 if ((DEADLINE)); then say "time budget: $(left) s"; fi
 

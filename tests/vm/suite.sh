@@ -68,6 +68,7 @@ in_vm() {
     local -a run=("$item" --ignored --test-threads=1 --nocapture)
     [[ $item == *.sh ]] && run=(bash "$item")
     ( sleep $((limit + 30)) || exit 0  # killed: the item ended in time
+      set +e +o pipefail  # (a report cut short by a failed command would skip the power-off)
       hung_report "$name" | tee "$results/hung" >&2
       sync; echo o > /proc/sysrq-trigger ) &
     watchdog=$!
