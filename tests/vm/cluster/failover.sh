@@ -7,11 +7,11 @@
 #   * dir1 is unplugged: dir2's heartbeat declares it dead after deadtime, takes the VIP and
 #     starts ldirectord, which programs its table: fresh requests are served again, and the
 #     established session goes on.
-# The failover time is taken apart: from the unplug until heartbeat has run IPaddr and starts
-# ldirectord (deadtime, then heartbeat's own shell scripts: several seconds under TCG, where
-# every process start costs 70-500 ms), and from the start of dir2's ldirectord (its first
-# log line) until the client is served (this project's share). The issue's bound,
-# deadtime + 2 s in all, is printed, and checked for this project's share: 2 s.
+# The failover time is taken apart: from the unplug until heartbeat has run IPaddr and calls
+# the ldirectord resource script (deadtime, then heartbeat's own shell scripts: several
+# seconds under TCG, where every process start costs 70-500 ms), and from that call until
+# the client is served (this project's share). The issue's bound, deadtime + 2 s in all, is
+# printed, and checked for this project's share: 2 s.
 # The cluster stack is Debian's heartbeat 3.0.6 (ha.cf, haresources, authkeys): bookworm still
 # ships it, it runs unchanged from the VM's shared root, and haresources is the deployment the
 # Perl ldirectord documents. Figures (failover time, session gap) are printed as "measured:".
@@ -72,7 +72,18 @@ virtual = 10.0.0.100:7
     scheduler = rr
 CF
 mkdir -p /etc/ha.d/resource.d
-ln -sfn "$BIN" /etc/ha.d/resource.d/ldirectord
+# heartbeat runs the resource script through a wrapper that notes the instant it was called
+# (bash's own clock, no fork), then becomes the binary: the moment heartbeat hands over to
+# this project, exactly (log lines reach their files late: heartbeat's through its logging
+# daemon, and tail polls the 9p files once a second).
+cat > /etc/ha.d/resource.d/ldirectord <<SH
+#!/bin/bash
+t=\$EPOCHREALTIME
+read -r host < /proc/sys/kernel/hostname  # (HOSTNAME may come from heartbeat's environment)
+printf '%s %s %s\n' "\$t" "\$host" "\$*" >> $WORK/resource-calls
+exec -a "\$0" "$BIN" "\$@"  # (the binary is the resource script by its name)
+SH
+chmod 755 /etc/ha.d/resource.d/ldirectord
 hb_configure "dir1 IPaddr::10.0.0.100/24/eth0 ldirectord::ldirectord.cf"
 RS=/etc/ha.d/resource.d/ldirectord
 
@@ -107,6 +118,8 @@ diagnose() {  # what the directors did, after a failed check
       tail -n 15 "$HB_STATE/$d/ldirectord.log"
     } 2>&1 | sed 's/^/    /' || true
   done
+  echo "--- heartbeat's calls of the resource script (time, host, arguments)"
+  sed 's/^/    /' "$WORK/resource-calls" 2> /dev/null || true
   hb_save failover
 }
 # (Under emulation heartbeat needs about a minute: initdead, then the takeover of dir2's
@@ -133,10 +146,10 @@ session=$!
 check "the session's connection reaches dir2's table through the sync daemons (20 s)" \
   wait_for 20 bash -c "'$TOPOLOGY' exec dir2 ipvsadm -Lnc | grep -q '10.0.0.100:7 '"
 
-# dir2's heartbeat and ldirectord logs, each line stamped with the wall-clock time it was
-# written
-touch "$HB_STATE/dir2/ldirectord.log" "$HB_STATE/dir2/ha-log"
-( tail -q -n 0 -F "$HB_STATE/dir2/ha-log" "$HB_STATE/dir2/ldirectord.log" 2> /dev/null |
+# dir2's ldirectord log, each line stamped with the wall-clock time it was read (late by up
+# to a second: for the table's completion only, which the log alone tells)
+touch "$HB_STATE/dir2/ldirectord.log"
+( tail -q -n 0 -F "$HB_STATE/dir2/ldirectord.log" 2> /dev/null |
     while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done > "$WORK/dir2.stamped" ) \
   > /dev/null 2>&1 &  # (never the suite's output: a leftover would hold its pipe open)
 stamper=$!
@@ -150,23 +163,23 @@ wait "$first" || true
 sleep 1
 pkill -P "$stamper" 2> /dev/null || true
 t_served=$(cat "$WORK/first")
-# heartbeat's own "Running …/resource.d/ldirectord … start" goes through its logging daemon
-# and can reach the file after our ldirectord already serves: the start is dated by our
-# daemon's first line, written directly (it leaves out only the binary's exec).
-t_ld=$(awk '/Starting Linux Director Daemon/ { print $1; exit }' "$WORK/dir2.stamped")
+t_start=$(awk '$2 == "dir2" && $NF == "start" { print $1; exit }' "$WORK/resource-calls")
 t_table=$(awk '/Added real server/ { n++; if (n == 4) { print $1; exit } }' "$WORK/dir2.stamped")
 span() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == "none") print "?"; else printf "%.2f", b - a }'; }
 failover=$(span "$t0" "$t_served")
+ours=$(span "$t_start" "$t_served")
 echo "measured: first fresh request served $failover s after dir1 was unplugged" \
   "(the unplug command took $(span "$t0" "$t_unplugged") s; deadtime ${HB_DEADTIME} s):"
-echo "measured:   heartbeat, from the unplug until ldirectord's first log line: $(span "$t0" "$t_ld") s"
-echo "measured:   ldirectord, from its first log line until its table was complete: $(span "$t_ld" "$t_table") s"
-echo "measured:   ldirectord, from its first log line until the client was served: $(span "$t_ld" "$t_served") s"
+echo "measured:   heartbeat, from the unplug until it ran 'resource.d/ldirectord ldirectord.cf start':" \
+  "$(span "$t0" "$t_start") s (deadtime, then its resource scripts: IPaddr first)"
+echo "measured:   ldirectord, from that call until the client was served: $ours s"
+echo "measured:   ldirectord, from that call until its log said the table was complete: $(span "$t_start" "$t_table") s (the log read up to 1 s late)"
 echo "measured: the issue's bound, deadtime + 2 s = $((HB_DEADTIME + 2)) s in all:" \
-  "$(awk -v t="$failover" -v d="$HB_DEADTIME" 'BEGIN { print (t != "?" && t + 0 <= d + 2) ? "met" : "missed" }')"
+  "$(awk -v t="$failover" -v d="$HB_DEADTIME" 'BEGIN { print (t != "?" && t + 0 <= d + 2) ? "met" : "missed" }');" \
+  "heartbeat's share beyond its deadtime: $(awk -v a="$(span "$t0" "$t_start")" -v d="$HB_DEADTIME" 'BEGIN { if (a == "?") print "?"; else printf "%.2f", a - d }') s"
 check "fresh requests are served again (30 s)" test "$failover" != "?"
-check "dir2 serves within 2 s of its ldirectord's start (this project's share of the failover)" \
-  awk -v t="$(span "$t_ld" "$t_served")" 'BEGIN { exit !(t != "?" && t + 0 <= 2) }'
+check "dir2 serves within 2 s of heartbeat's call to start ldirectord (this project's share of the failover)" \
+  awk -v t="$ours" 'BEGIN { exit !(t != "?" && t + 0 <= 2) }'
 check "dir2 took the VIP and runs ldirectord" bash -c "
   '$TOPOLOGY' exec dir2 ip -4 addr show dev eth0 | grep -q 10.0.0.100/ &&
   '$TOPOLOGY' exec dir2 '$RS' ldirectord.cf status | grep -q 'is running'"
