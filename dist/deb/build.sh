@@ -8,12 +8,17 @@
 #   /usr/lib/ocf/resource.d/heartbeat/ldirectord  the OCF agent (resource-agents' own copy is
 #                                                 diverted, so resource-agents stays installed)
 #   /lib/systemd/system/ldirectord.service        Type=notify, hardened
+#   /lib/systemd/system/ldirectord-realserver.service, /etc/init.d/ldirectord-realserver
+#                                                 the real-server side at boot (`ldirectord
+#                                                 realserver`), not enabled; the init script
+#                                                 is a conffile
 #   /usr/share/man/man8/ldirectord.8.gz, man5/ldirectord.cf.5.gz,
 #   man7/ocf_heartbeat_ldirectord.7.gz            whatever of man/ exists
 #   /usr/share/doc/ldirectord-rs/examples/*.cf    config-examples/
 # and creates, only where missing, /etc/ha.d/ldirectord.cf (the Debian dummy: no virtual
-# service), /etc/default/ldirectord and /etc/logrotate.d/ldirectord: never conffiles, so
-# an operator's files from the Perl package are taken over untouched.
+# service), /etc/default/ldirectord, /etc/default/ldirectord-realserver (VIPS empty: the
+# real-server units do nothing) and /etc/logrotate.d/ldirectord: never conffiles, so an
+# operator's files from the Perl package are taken over untouched.
 # Control: Provides, Conflicts and Replaces ldirectord (dpkg removes the Perl package).
 #
 # Default binary: a release build (cargo build --release). The VM suite packs the debug
@@ -48,6 +53,7 @@ chmod 755 "$STAGE"
 
 d() { install -d -m 755 "$STAGE/$1"; }
 d usr/sbin; d etc/ha.d/resource.d; d usr/lib/ocf/resource.d/heartbeat; d lib/systemd/system
+d etc/init.d
 d "usr/share/doc/$PKG/examples"; d DEBIAN
 install -m 755 "$BINARY" "$STAGE/usr/sbin/ldirectord"
 # a debug build carries its symbols; a package does not need them
@@ -55,6 +61,8 @@ strip --strip-unneeded "$STAGE/usr/sbin/ldirectord" 2>/dev/null || true
 ln -s /usr/sbin/ldirectord "$STAGE/etc/ha.d/resource.d/ldirectord"
 install -m 755 dist/ocf/ldirectord "$STAGE/usr/lib/ocf/resource.d/heartbeat/ldirectord"
 install -m 644 dist/systemd/ldirectord.service "$STAGE/lib/systemd/system/ldirectord.service"
+install -m 644 dist/systemd/ldirectord-realserver.service "$STAGE/lib/systemd/system/"
+install -m 755 dist/init.d/ldirectord-realserver "$STAGE/etc/init.d/"
 for page in man/*.[0-9]; do
   [[ -e $page ]] || continue
   section=${page##*.}
@@ -64,6 +72,7 @@ for page in man/*.[0-9]; do
 done
 for f in config-examples/*.cf; do install -m 644 "$f" "$STAGE/usr/share/doc/$PKG/examples/"; done
 install -m 644 dist/deb/ldirectord.cf "$STAGE/usr/share/doc/$PKG/examples/ldirectord.cf.dummy"
+install -m 644 dist/default/ldirectord-realserver "$STAGE/usr/share/doc/$PKG/examples/ldirectord-realserver.default"
 install -m 644 dist/deb/copyright "$STAGE/usr/share/doc/$PKG/copyright"
 gzip -9n < README.md > "$STAGE/usr/share/doc/$PKG/README.md.gz"
 printf '%s (%s) unstable; urgency=medium\n\n  * Built from the repository by dist/deb/build.sh.\n\n -- ldirectord-rs maintainers <root@localhost>  %s\n' \
@@ -81,6 +90,7 @@ done < <(ldd "$STAGE/usr/sbin/ldirectord" | awk '$3 ~ /^\// { print $3 }')
 for script in preinst postinst prerm postrm; do
   install -m 755 "dist/deb/$script" "$STAGE/DEBIAN/$script"
 done
+echo /etc/init.d/ldirectord-realserver > "$STAGE/DEBIAN/conffiles"
 size=$(du -sk --exclude=DEBIAN "$STAGE" | cut -f1)
 cat > "$STAGE/DEBIAN/control" <<CONTROL
 Package: $PKG
@@ -104,7 +114,9 @@ Description: Linux Virtual Server director (drop-in replacement for ldirectord)
  .
  This package replaces the Perl ldirectord package; it includes the heartbeat
  resource script, the OCF resource agent ocf:heartbeat:ldirectord (diverting
- the one of resource-agents) and a hardened systemd unit.
+ the one of resource-agents), a hardened systemd unit, and the real-server
+ side ("ldirectord realserver": the VIPs on the loopback, ARP kept quiet) with
+ its systemd unit and init script, not enabled.
 CONTROL
 (cd "$STAGE" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) > "$STAGE/DEBIAN/md5sums"
 deb=$OUT/${PKG}_${VERSION}_${ARCH}.deb

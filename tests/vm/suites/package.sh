@@ -54,12 +54,19 @@ check "files where the Perl packages put them" bash -c '
   [[ -x /usr/lib/ocf/resource.d/heartbeat/ldirectord && -e /usr/lib/ocf/resource.d/heartbeat/ldirectord.resource-agents ]] &&
   [[ -e /lib/systemd/system/ldirectord.service && -e /usr/share/man/man8/ldirectord.8.gz ]] &&
   [[ -e /usr/share/man/man7/ocf_heartbeat_ldirectord.7.gz && -e /usr/share/doc/ldirectord-rs/examples/director-pair.cf ]] &&
+  [[ -e /lib/systemd/system/ldirectord-realserver.service && -x /etc/init.d/ldirectord-realserver ]] &&
+  [[ -e /usr/share/man/man8/ldirectord-realserver.8.gz ]] &&
   /usr/sbin/ldirectord ocf meta-data | grep -q "<parameter name=\"check_kernel\">" &&
   dpkg-divert --list /usr/lib/ocf/resource.d/heartbeat/ldirectord | grep -q ldirectord-rs'
 man_check=yes
 [[ -e $ROOT/man/ldirectord.cf.5 ]] || man_check=no   # until ldirectord.cf(5) is written
-check "systemd-analyze verify accepts the installed unit (man pages: $man_check)" \
-  systemd-analyze verify --man="$man_check" /lib/systemd/system/ldirectord.service
+check "the real-server side: its init script is a conffile, its defaults file lists no VIP" bash -c '
+  dpkg-query -W -f "\${Conffiles}" ldirectord-rs | grep -q " /etc/init.d/ldirectord-realserver " &&
+  grep -qx "VIPS=\"\"" /etc/default/ldirectord-realserver &&
+  { /etc/init.d/ldirectord-realserver status 2> /dev/null; [[ $? == 3 ]]; }'
+check "systemd-analyze verify accepts the installed units (man pages: $man_check)" \
+  systemd-analyze verify --man="$man_check" /lib/systemd/system/ldirectord.service \
+  /lib/systemd/system/ldirectord-realserver.service
 
 "$TOPOLOGY" up --pair --reals 2 > /dev/null
 cat > /etc/ha.d/ldirectord.cf <<'CF'

@@ -115,8 +115,8 @@ expect_eq "an unknown interface is an error, and nothing changes" \
 expect_eq "a subnet is refused as a VIP (usage error)" 255 \
   "$(rc=0; in_rs rs1 "$LD" realserver start 10.0.0.0/24 2>/dev/null || rc=$?; echo $rc)"
 
-# the LSB init script (packaging/), driving the binary under test
-INIT=$VM_DIR/../../packaging/init.d/ldirectord-realserver
+# the LSB init script (dist/init.d/), driving the binary under test
+INIT=$VM_DIR/../../dist/init.d/ldirectord-realserver
 printf 'VIPS="10.0.0.100 fd00::100"\nDEV=lo\nDAEMON=%s\n' "$LD" > /etc/default/ldirectord-realserver
 init_rc() { local rc=0; in_rs rs1 sh "$INIT" "$1" > /dev/null 2>&1 || rc=$?; echo "$rc"; }
 expect_eq "init script: status before start exits 3" 3 "$(init_rc status)"
