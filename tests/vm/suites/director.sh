@@ -189,7 +189,29 @@ scenario() {
   touch "$WORK/established.go"
   wait "$client" || true
   check "$mode f: the established connection was still served by a real server" grep -qE '^rs[12]$' "$WORK/established"
-  expect_eq "$mode f: new connections go to the fallback" "requests=3 ok=3 failed=0 fallback=3" "$(fast_requests 3)"
+  # One CI rehearsal saw a new connection reach rs2 here at weight 0 (rs2=1), and six runs
+  # of this suite did not repeat it. The suspect: a source port the client used earlier
+  # still has an entry in the director's connection table (in DR the director sees only the
+  # client's side, and such entries sit in FIN_WAIT for 2 min), and a SYN that matches one
+  # goes to that entry's real, weight 0 or not, as conn_reuse_mode and expire_nodest_conn
+  # allow (README, "quiescent"). Source ports this run never used rule it out; a failure
+  # prints the table, the connections and the daemon's log. (DIRECTOR_F_PORTS: another
+  # range, to hunt for it.)
+  local ports fresh=${DIRECTOR_F_PORTS:-}
+  ports=$(ip netns exec client sysctl -n net.ipv4.ip_local_port_range)
+  if [[ -z $fresh ]]; then
+    if [[ $mode == dr ]]; then fresh="61000 61498"; else fresh="61500 61998"; fi
+  fi
+  ip netns exec client sysctl -qw net.ipv4.ip_local_port_range="$fresh"
+  local got
+  got=$(fast_requests 3)
+  ip netns exec client sysctl -qw net.ipv4.ip_local_port_range="$ports"
+  expect_eq "$mode f: new connections go to the fallback" "requests=3 ok=3 failed=0 fallback=3" "$got"
+  if [[ $got != "requests=3 ok=3 failed=0 fallback=3" ]]; then
+    echo "    the table and the connections to it (client ports were $fresh):"
+    { ipvsadm -Ln -t "$VIP:80"; ipvsadm -Lnc | grep -F "$VIP:80"; } | sed 's/^/    | /'
+    show_log f
+  fi
   mv "$WORK/rs1-check.txt" /run/topology/www/rs1/check.txt
   mv "$WORK/rs2-check.txt" /run/topology/www/rs2/check.txt
   check "$mode f: weights restored" wait_for 15 both_weight_1
