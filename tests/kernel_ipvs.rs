@@ -468,8 +468,16 @@ fn ip_link(args: &[&str]) {
 #[tokio::test]
 #[ignore = "needs the IPVS VM: tests/vm/suite.sh"]
 async fn sync_daemons() {
-    let mut k = Kernel::new().await;
-    let c = &mut k.client;
+    let k = Kernel::new().await;
+    // Stopping a sync thread waits for the kernel to schedule it; under emulation on a busy
+    // host that once took more than the default 5 s (CI rehearsal r5). This test is about
+    // the answers, not their latency.
+    let options = ClientOptions {
+        timeout: Duration::from_secs(30),
+        ..ClientOptions::default()
+    };
+    let mut client = IpvsClient::connect_with(options).await.unwrap();
+    let c = &mut client;
     assert!(c.daemons().await.unwrap().is_empty());
     let master = Daemon::new(DaemonState::Master, "lo", 5);
     c.start_daemon(&master).await.unwrap();
@@ -479,6 +487,7 @@ async fn sync_daemons() {
     ));
 
     ip_link(&["add", "ldsync0", "type", "dummy"]);
+    let _device = DeleteLinkOnDrop("ldsync0");
     ip_link(&["set", "ldsync0", "up"]);
     let mut backup = Daemon::new(DaemonState::Backup, "ldsync0", 6);
     backup.sync_maxlen = Some(1400);
@@ -544,7 +553,20 @@ async fn sync_daemons() {
         Err(IpvsError::Invalid)
     ));
     c.stop_daemon(DaemonState::Master).await.unwrap();
-    ip_link(&["del", "ldsync0"]);
+    drop(k);
+}
+
+/// Deletes a link this test added, also when the test fails half-way (the next items of the
+/// VM suite would otherwise meet it).
+struct DeleteLinkOnDrop(&'static str);
+
+impl Drop for DeleteLinkOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", self.0])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
 }
 
 #[tokio::test]

@@ -82,11 +82,13 @@ in_vm() {
     wait "$watchdog" 2>/dev/null || true
     ((status == 124 || status == 137)) && echo "TIMEOUT after ${limit} s"
     # what a test leaves behind would make the next one fail for the wrong reason
-    if [[ -n $(ipvsadm -Sn) || -e /run/topology ]]; then
-      echo "FAIL - $name left IPVS entries or the topology behind; cleaning up:"
-      ipvsadm -Sn | sed 's/^/    | /'
+    if [[ -n $(ipvsadm -Sn) || -e /run/topology || -n $(ipvsadm -L --daemon) ]]; then
+      echo "FAIL - $name left IPVS entries, sync daemons or the topology behind; cleaning up:"
+      { ipvsadm -Sn; ipvsadm -L --daemon; } | sed 's/^/    | /'
       if [[ -e /run/topology ]]; then "$VM_DIR/topology.sh" down || true; fi
       ipvsadm -C
+      ipvsadm --stop-daemon master 2> /dev/null || true
+      ipvsadm --stop-daemon backup 2> /dev/null || true
       ((status)) || status=1
     fi
     names+=("$name") statuses+=("$status") times+=("$(since "$t")")
