@@ -71,7 +71,10 @@ in_ns() {  # NAME CMD...: run CMD in NAME's namespaces
 }
 
 add_host() {  # NAME V4 V6 BRIDGE: a netns with eth0 on BRIDGE
-  local name=$1 v4=$2 v6=$3 bridge=$4
+  local name=$1 v4=$2 v6=$3 bridge=$4 i
+  # (a namespace deleted by someone else's `ip netns del` may still hold this name's host end
+  # for a few seconds: see down)
+  for ((i = 0; i < 100; i++)); do ip link show "$name-h" > /dev/null 2>&1 || break; sleep 0.1; done
   ip netns add "$name"
   ip link add "$name-h" type veth peer name eth0 netns "$name"
   ip link set "$name-h" master "$bridge" up
@@ -234,7 +237,7 @@ EOF
 down() {
   local f
   for f in "$STATE"/*.pid; do [[ -e $f ]] && stop_http "$(basename "$f" .pid)"; done
-  ipvsadm -C 2>/dev/null || true
+  clear_connections
   local d
   for d in dir1 dir2; do
     if [[ -e /run/netns/$d ]]; then
@@ -245,11 +248,38 @@ down() {
     umount "$STATE/ns/$d.mnt" "$STATE/ns/$d.uts" 2>/dev/null || true
   done
   umount "$STATE/ns" 2>/dev/null || true
+  # The host ends of the veth pairs go first, each taking its peer with it at once: a deleted
+  # namespace is dismantled later by a kernel worker (seconds under emulation), and the next
+  # `up` then met a host end still there ("RTNETLINK answers: File exists", CI rehearsals
+  # r5 and r6).
+  local link
+  for link in $(ip -o link show type veth | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'); do
+    [[ $link == *-h ]] && ip link del "$link" 2>/dev/null || true
+  done
   for f in /run/netns/*; do [[ -e $f ]] && ip netns del "$(basename "$f")"; done
   ip link del br0 2>/dev/null || true
   ip link del brc 2>/dev/null || true
   sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
   rm -rf "$STATE"
+}
+
+# Empties this namespace's IPVS table, connection entries included. Entries outlive their
+# service (2 min in FIN_WAIT under DR, where the director sees only the client's side) and
+# revive with the next topology's identical real servers; a client in a new namespace picks
+# its source ports afresh, and a SYN that matches a left-over entry goes to that entry's
+# real whatever the scheduler and the weights say: two flaky checks in CI rehearsals (a new
+# connection to a quiesced real, an uneven round robin). With expire_nodest_conn on, the
+# kernel expires the entries of deleted destinations.
+clear_connections() {
+  local before i
+  before=$(cat /proc/sys/net/ipv4/vs/expire_nodest_conn 2>/dev/null) || { ipvsadm -C 2>/dev/null || true; return 0; }
+  echo 1 > /proc/sys/net/ipv4/vs/expire_nodest_conn
+  ipvsadm -C 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    [[ -z $(ipvsadm -Lnc 2>/dev/null | tail -n +3) ]] && break
+    sleep 0.1
+  done
+  echo "$before" > /proc/sys/net/ipv4/vs/expire_nodest_conn
 }
 
 requests() {
