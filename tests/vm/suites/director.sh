@@ -189,14 +189,14 @@ scenario() {
   touch "$WORK/established.go"
   wait "$client" || true
   check "$mode f: the established connection was still served by a real server" grep -qE '^rs[12]$' "$WORK/established"
-  # One CI rehearsal saw a new connection reach rs2 here at weight 0 (rs2=1), and six runs
-  # of this suite did not repeat it. The suspect: a source port the client used earlier
-  # still has an entry in the director's connection table (in DR the director sees only the
-  # client's side, and such entries sit in FIN_WAIT for 2 min), and a SYN that matches one
-  # goes to that entry's real, weight 0 or not, as conn_reuse_mode and expire_nodest_conn
-  # allow (README, "quiescent"). Source ports this run never used rule it out; a failure
-  # prints the table, the connections and the daemon's log. (DIRECTOR_F_PORTS: another
-  # range, to hunt for it.)
+  # One CI rehearsal saw a new connection reach rs2 here at weight 0 (rs2=1); six runs of
+  # this suite alone did not repeat it. The likely cause: a connection entry left in the
+  # director's table by the previous suite (in DR the director sees only the client's side,
+  # and such entries sit in FIN_WAIT for 2 min) revived with the same real server, and a
+  # SYN from a reused source port followed it, weight 0 or not (README, "quiescent").
+  # topology.sh down now empties the connection table; source ports this run never used
+  # rule the rest out, and a failure prints the table, the connections and the daemon's
+  # log. (DIRECTOR_F_PORTS: another range, to hunt for it.)
   local ports fresh=${DIRECTOR_F_PORTS:-}
   ports=$(ip netns exec client sysctl -n net.ipv4.ip_local_port_range)
   if [[ -z $fresh ]]; then
